@@ -1,0 +1,420 @@
+"""Command-line interface: ``hdr-plugin <command>`` (or ``python -m hdr_plugin``).
+
+Commands: ``convert`` (LDR files -> EXR/HDR), ``estimate-curve`` (one inverse camera
+curve for a shot), ``info``, ``bench``, ``train``, ``eval`` and ``export-torchscript``.
+Heavy imports happen inside commands so ``--help`` and ``--version`` stay instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import __version__
+
+log = logging.getLogger("hdr_plugin")
+
+LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+
+
+# --------------------------------------------------------------------------- progress
+class Progress:
+    """Progress reporting for the CLI: tqdm bars when available, else plain lines, or JSON."""
+
+    def __init__(self, mode: str):
+        self.mode = mode  # "bar" | "plain" | "json" | "none"
+        self._tile_bar = None
+        if mode == "bar":
+            try:
+                import tqdm  # noqa: F401
+            except ImportError:
+                self.mode = "plain"
+
+    def emit(self, **event: Any) -> None:
+        if self.mode == "json":
+            print(json.dumps(event), flush=True)
+
+    def images(self, items: list):
+        if self.mode == "bar" and len(items) > 1:
+            from tqdm import tqdm
+
+            return tqdm(items, desc="images", unit="img", dynamic_ncols=True)
+        return items
+
+    # the hook implementation the CLI registers while converting
+    def hdr_progress(self, stage, done, total, context):
+        self.emit(event="progress", file=context.source, stage=stage, done=done, total=total)
+        if self.mode == "bar" and total > 1:
+            from tqdm import tqdm
+
+            if self._tile_bar is None or self._tile_bar.desc != stage:
+                self.close_tiles()
+                self._tile_bar = tqdm(total=total, desc=stage, unit="tile", leave=False, dynamic_ncols=True)
+            self._tile_bar.n = done
+            self._tile_bar.refresh()
+            if done >= total:
+                self.close_tiles()
+        elif self.mode == "plain" and total > 1:
+            print(f"  {stage}: tile {done}/{total}", file=sys.stderr, flush=True)
+        return None
+
+    def close_tiles(self) -> None:
+        if self._tile_bar is not None:
+            self._tile_bar.close()
+            self._tile_bar = None
+
+
+# --------------------------------------------------------------------------- inputs
+def expand_inputs(inputs: Iterable[str], recursive: bool) -> tuple[list[Path], list[str]]:
+    """Files from paths, folders and globs (expanded here so they work on Windows too).
+
+    Returns ``(files, problems)``; a name that matches nothing is a problem, not a crash.
+    """
+    files: list[Path] = []
+    problems: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            pattern = "**/*" if recursive else "*"
+            found = sorted(f for f in p.glob(pattern) if f.is_file() and f.suffix.lower() in LDR_SUFFIXES)
+            if not found:
+                problems.append(f"{item}: no images found" + ("" if recursive else " (use --recursive for subfolders)"))
+            files += found
+        elif p.is_file():
+            files.append(p)
+        elif glob.has_magic(item):
+            found = sorted(Path(f) for f in glob.glob(item, recursive=recursive) if Path(f).is_file())
+            if not found:
+                problems.append(f"{item}: pattern matches no files")
+            files += found
+        else:
+            problems.append(f"{item}: no such file or folder")
+    seen: set[Path] = set()
+    unique = []
+    for f in files:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique, problems
+
+
+def output_path(src: Path, out: str | None, fmt: str, suffix: str, many: bool) -> Path:
+    """Where ``src`` is written: ``-o FILE`` for one input, else ``<dir>/<stem><suffix>.<fmt>``."""
+    ext = f".{fmt}"
+    if out is not None:
+        o = Path(out)
+        if not many and o.suffix.lower() in (".exr", ".hdr") and not o.is_dir():
+            return o
+        return o / f"{src.stem}{suffix}{ext}"
+    return src.with_name(f"{src.stem}{suffix}{ext}")
+
+
+# --------------------------------------------------------------------------- commands
+def _engine_from_args(args):
+    from .pipeline import Engine
+
+    return Engine(args.weights, device=args.device, precision=args.precision, tile=args.tile, tile_overlap=args.tile_overlap)
+
+
+def _load_curve(path: str):
+    import numpy as np
+
+    p = Path(path)
+    curve = np.load(p) if p.suffix == ".npy" else np.loadtxt(p)
+    return np.asarray(curve, dtype=np.float32).reshape(-1)
+
+
+def cmd_convert(args) -> int:
+    from .io import ImageReadError, read_ldr, write_image
+    from .pipeline import Cancelled
+    from .plugins import register_plugin, unregister_plugin
+
+    progress = Progress("json" if args.json else ("none" if args.quiet else "bar"))
+    files, problems = expand_inputs(args.inputs, args.recursive)
+    for p in problems:
+        print(f"error: {p}", file=sys.stderr)
+    if not files:
+        print("error: nothing to convert", file=sys.stderr)
+        return 2
+    many = len(files) > 1 or len(args.inputs) > 1 or any(Path(i).is_dir() for i in args.inputs)
+    if args.output and many and Path(args.output).suffix.lower() in (".exr", ".hdr"):
+        print(f"error: -o {args.output} names one file but there are {len(files)} inputs; give a folder", file=sys.stderr)
+        return 2
+    fmt = args.format or (Path(args.output).suffix.lower().lstrip(".") if args.output and Path(args.output).suffix.lower() in (".exr", ".hdr") else "exr")
+    curve = _load_curve(args.curve) if args.curve else None
+
+    try:
+        engine = _engine_from_args(args)
+    except Exception as e:  # device missing, weights corrupt: nothing can run
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    register_plugin(progress, name="hdr-plugin-cli-progress", pm=engine.plugin_manager)
+    converted, skipped, failed = [], [], []
+    t0 = time.perf_counter()
+    try:
+        for src in progress.images(files):
+            dst = output_path(src, args.output, fmt, args.suffix, many)
+            if dst.exists() and args.skip_existing:
+                skipped.append(src)
+                progress.emit(event="skipped", input=str(src), output=str(dst))
+                continue
+            if dst.exists() and not args.overwrite:
+                failed.append((src, f"{dst} exists (use --overwrite or --skip-existing)"))
+                progress.emit(event="error", input=str(src), message=failed[-1][1])
+                continue
+            try:
+                if dst.resolve() == src.resolve():
+                    raise ValueError("output would replace the input")
+                image = read_ldr(src)
+                result = engine.reconstruct(image.rgb, exposure=args.exposure, curve=curve, source=str(src))
+                write_image(
+                    dst,
+                    result.image,
+                    image.alpha,
+                    half=not args.float,
+                    compression=args.compression,
+                    overwrite=args.overwrite,
+                    attributes=result.metadata if fmt == "exr" else None,
+                )
+                converted.append((src, dst, result.timings.get("total", 0.0)))
+                progress.emit(event="done", input=str(src), output=str(dst), seconds=round(result.timings.get("total", 0.0), 3))
+                if progress.mode in ("plain", "bar") and not args.quiet:
+                    print(f"{src} -> {dst} ({result.timings.get('total', 0.0):.1f} s)", file=sys.stderr)
+            except Cancelled:
+                raise
+            except (ImageReadError, ValueError, OSError, RuntimeError) as e:
+                failed.append((src, str(e)))
+                progress.emit(event="error", input=str(src), message=str(e))
+                print(f"error: {src}: {e}", file=sys.stderr)
+            finally:
+                progress.close_tiles()
+    except (Cancelled, KeyboardInterrupt):
+        print("cancelled: the image in progress was not written", file=sys.stderr)
+        progress.emit(event="cancelled")
+        return 130
+    finally:
+        unregister_plugin(progress, pm=engine.plugin_manager)
+    elapsed = time.perf_counter() - t0
+    summary = f"{len(converted)} converted, {len(skipped)} skipped, {len(failed) + len(problems)} failed in {elapsed:.1f} s"
+    progress.emit(event="summary", converted=len(converted), skipped=len(skipped), failed=len(failed) + len(problems))
+    if not args.quiet and not args.json:
+        print(summary, file=sys.stderr)
+        for src, why in failed:
+            print(f"  failed: {src}: {why}", file=sys.stderr)
+    return 1 if failed or problems else 0
+
+
+def cmd_estimate_curve(args) -> int:
+    import numpy as np
+
+    from .io import read_ldr
+
+    files, problems = expand_inputs(args.inputs, False)
+    for p in problems:
+        print(f"error: {p}", file=sys.stderr)
+    if not files:
+        return 2
+    step = max(1, len(files) // args.max_frames) if args.max_frames else 1
+    frames = [read_ldr(f).rgb for f in files[::step]]
+    engine = _engine_from_args(args)
+    curve = engine.shot_curve(frames)
+    out = Path(args.output)
+    if out.exists() and not args.overwrite:
+        print(f"error: {out} exists (use --overwrite)", file=sys.stderr)
+        return 1
+    np.save(out, curve) if out.suffix == ".npy" else np.savetxt(out, curve)
+    print(f"{out}: inverse curve from {len(frames)} frame(s)")
+    return 0
+
+
+def cmd_info(args) -> int:
+    import platform
+
+    import torch
+
+    from .devices import cpu_has_native_bf16, resolve_device, resolve_precision
+    from .plugins import get_plugin_manager, plugin_names, rejected_plugins
+    from .weights import WeightsError, read_manifest
+
+    info: dict[str, Any] = {
+        "hdr_plugin": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda_available": torch.cuda.is_available(),
+        "cpu_native_bf16": cpu_has_native_bf16(),
+    }
+    try:
+        device = resolve_device(args.device)
+        info["device"] = str(device)
+        if device.type == "cuda":
+            info["device_name"] = torch.cuda.get_device_name(device)
+    except Exception as e:
+        device = None
+        info["device"] = f"unavailable: {e}"
+    try:
+        w = read_manifest(args.weights)
+        info["weights"] = {
+            "path": str(w.path),
+            "sha256": w.sha256,
+            "trained": w.trained,
+            "bytes": w.path.stat().st_size if w.path.is_file() else None,
+            "precision_checks": w.precision_checks,
+        }
+        info["model_config"] = w.config.raw
+        if device is not None:
+            info["precision"] = resolve_precision(args.precision, device, w.precision_checks)
+    except WeightsError as e:
+        info["weights"] = f"error: {e}"
+    pm = get_plugin_manager()
+    info["plugins"] = plugin_names(pm)
+    info["rejected_plugins"] = rejected_plugins()
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    for key, value in info.items():
+        if isinstance(value, dict) and key == "model_config":
+            import yaml
+
+            print("model_config:")
+            print("  " + yaml.safe_dump(value, sort_keys=False).replace("\n", "\n  ").rstrip())
+        elif isinstance(value, list):
+            print(f"{key}:")
+            for v in value:
+                print(f"  - {v}")
+        else:
+            print(f"{key}: {value}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import run_bench
+
+    return run_bench(args)
+
+
+def cmd_eval(args) -> int:
+    from .evaluation.evaluate import run_eval
+
+    return run_eval(args)
+
+
+def cmd_train(args) -> int:
+    from .training.cli import run_train
+
+    return run_train(args)
+
+
+def cmd_export_torchscript(args) -> int:
+    from .export import export_torchscript_cli
+
+    return export_torchscript_cli(args)
+
+
+# --------------------------------------------------------------------------- parser
+def _tile(value: str):
+    if value == "auto":
+        return "auto"
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--tile takes a pixel count, 0 (whole image) or auto, not {value!r}")
+    if n < 0 or 0 < n < 64:
+        raise argparse.ArgumentTypeError("--tile must be 0 or at least 64")
+    return n
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps; an unavailable device is an error")
+    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="network precision (default: auto, see README)")
+    g.add_argument("--tile", type=_tile, default="auto", help="tile size in pixels, 0 for whole image, auto (default 1024)")
+    g.add_argument("--tile-overlap", type=int, default=96, help="context pixels around each tile (default 96)")
+    g.add_argument("--weights", default=None, help="weights folder or .safetensors (default: shipped weights, or $HDR_PLUGIN_WEIGHTS)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hdr-plugin", description="Single-image LDR -> scene-linear HDR reconstruction.")
+    parser.add_argument("--version", action="version", version=f"hdr-plugin {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log device, precision and timings")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("convert", help="convert 8/16-bit images to scene-linear OpenEXR or Radiance HDR")
+    c.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    c.add_argument("-o", "--output", help="output file (one input) or folder (default: next to each input)")
+    c.add_argument("-r", "--recursive", action="store_true", help="descend into subfolders")
+    c.add_argument("--format", choices=["exr", "hdr"], help="output format (default: from -o, else exr)")
+    half = c.add_mutually_exclusive_group()
+    half.add_argument("--half", dest="float", action="store_false", help="16-bit half-float EXR (default; float32 is used automatically above 65504)")
+    half.add_argument("--float", dest="float", action="store_true", help="32-bit float EXR")
+    c.add_argument("--compression", default="zip", choices=["zip", "piz", "none", "zips", "rle", "dwaa", "dwab"], help="EXR compression (default zip; dwaa/dwab are lossy)")
+    c.add_argument("--suffix", default="", help="appended to each output file name stem")
+    c.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists")
+    c.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    c.add_argument("--exposure", type=float, default=0.0, help="exposure adjustment in EV added to the output")
+    c.add_argument("--curve", help="use this inverse camera curve (.npy or text, 1024 samples) instead of estimating one")
+    c.add_argument("--json", action="store_true", help="machine-readable progress: one JSON object per line on stdout")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    add_engine_options(c)
+    c.set_defaults(func=cmd_convert, float=False)
+
+    e = sub.add_parser("estimate-curve", help="estimate one inverse camera curve for several frames of a shot")
+    e.add_argument("inputs", nargs="+", metavar="INPUT")
+    e.add_argument("-o", "--output", required=True, help="curve file to write (.npy, or text)")
+    e.add_argument("--max-frames", type=int, default=8, help="use at most this many evenly spaced frames")
+    e.add_argument("--overwrite", action="store_true")
+    add_engine_options(e)
+    e.set_defaults(func=cmd_estimate_curve)
+
+    i = sub.add_parser("info", help="version, device, precision, weights, model config and plugins")
+    i.add_argument("--json", action="store_true")
+    add_engine_options(i)
+    i.set_defaults(func=cmd_info)
+
+    b = sub.add_parser("bench", help="megapixels per second per stage and peak memory, fp32 vs the chosen precision")
+    b.add_argument("--size", default="1920x1080", help="WIDTHxHEIGHT (default 1920x1080)")
+    b.add_argument("--repeat", type=int, default=2, help="timed runs per precision (best is reported)")
+    b.add_argument("--json", action="store_true")
+    add_engine_options(b)
+    b.set_defaults(func=cmd_bench)
+
+    from .training.cli import add_train_parser
+
+    add_train_parser(sub)
+
+    from .evaluation.evaluate import add_eval_parser
+
+    add_eval_parser(sub, add_engine_options)
+
+    x = sub.add_parser("export-torchscript", help="TorchScript of the whole pipeline for Nuke's CatFileCreator / Inference node")
+    x.add_argument("output", help="the .pt file to write")
+    x.add_argument("--weights", default=None)
+    x.add_argument("--overwrite", action="store_true")
+    x.add_argument("--check-size", default="256x192", help="WIDTHxHEIGHT of the self-check run after export")
+    x.set_defaults(func=cmd_export_torchscript)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Built-in behaviour, registered as ordinary plugins (see ``hdr_plugin.plugins.DEFAULT_PLUGINS``)."""

@@ -1,0 +1,340 @@
+"""Stage-wise training of the four networks, then joint fine-tuning.
+
+Stages (each its own resumable run under ``<runs>/<stage>/``):
+
+* ``deq``   - Dequantization-Net, L2 to the un-quantized camera output;
+* ``lin``   - Linearization-Net, 10 x L2 on the linear image + 1 x L2 on the inverse curve;
+* ``hal``   - Hallucination-Net on the true clipped linear image, L1 in the PU21 domain;
+* ``ref``   - Refinement-Net behind the frozen first three, L1 in the PU21 domain;
+* ``joint`` - all four, 1 deq + 10 lin + 1 crf + 1 hal + 0.001 perceptual + 0.1 TV.
+
+``lin``, ``hal`` and ``deq`` are independent and may run in parallel; ``ref`` and
+``joint`` start from the best weights of the earlier stages.  Each run writes ``last.pt``
+(resume point), ``best.pt`` (best validation score) and ``log.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, IterableDataset
+
+from .. import crf
+from ..color import srgb_to_linear
+from ..evaluation import metrics
+from ..model import HDRModel, ModelConfig, estimate_curve, reconstruct
+from . import losses
+from .curves import PRIOR_WEIGHTS
+from .synthesis import Pair, SynthesisOptions, load_scenes, random_pair, validation_pairs
+
+log = logging.getLogger("hdr_plugin.train")
+
+STAGES = ("deq", "lin", "hal", "ref", "joint")
+STAGE_MODULES = {"deq": ("deq",), "lin": ("lin",), "hal": ("hal",), "ref": ("ref",), "joint": ("deq", "lin", "hal", "ref")}
+DEFAULT_BATCH = {"deq": 8, "lin": 16, "hal": 8, "ref": 8, "joint": 4}
+
+
+@dataclass
+class TrainOptions:
+    stage: str
+    runs: Path
+    data: Path = Path("../shared/data")
+    steps: int = 10000
+    max_minutes: float | None = None
+    batch: int | None = None
+    crop: int = 256
+    lr: float = 2e-4
+    seed: int = 0
+    precision: str = "bf16"
+    device: str = "cpu"
+    threads: int | None = None
+    workers: int = 1
+    log_every: int = 50
+    val_every: int = 500
+    val_views: int = 1
+    val_size: int = 256
+    config: Path | None = None
+    init: Path | None = None
+    scene_limit: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- data
+def pair_to_tensors(p: Pair) -> dict[str, torch.Tensor]:
+    def chw(a):
+        return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
+
+    return {
+        "ldr": chw(p.ldr),
+        "encoded": chw(p.encoded),
+        "linear": chw(p.linear),
+        "hdr": chw(p.hdr),
+        "inverse_curve": torch.from_numpy(p.inverse_curve),
+    }
+
+
+class PairStream(IterableDataset):
+    """Endless stream of random training pairs; each worker has its own seeded generator."""
+
+    def __init__(self, data: Path, crop: int, seed: int, scene_limit: int | None = None):
+        self.data, self.crop, self.seed, self.scene_limit = data, crop, seed, scene_limit
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid = info.id if info else 0
+        torch.set_num_threads(1)
+        scenes = load_scenes(self.data, "train", self.scene_limit)
+        rng = np.random.default_rng([self.seed, wid])
+        options = SynthesisOptions()
+        while True:
+            yield pair_to_tensors(random_pair(scenes, self.crop, rng, options))
+
+
+# --------------------------------------------------------------------------- helpers
+def _autocast(opts: TrainOptions):
+    if opts.precision == "fp32":
+        return torch.autocast(device_type=opts.device.split(":")[0], enabled=False)
+    dtype = torch.bfloat16 if opts.precision == "bf16" else torch.float16
+    return torch.autocast(device_type=opts.device.split(":")[0], dtype=dtype)
+
+
+def _freeze_batchnorm(module: torch.nn.Module) -> None:
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eval()
+
+
+def stage_dir(runs: Path, stage: str) -> Path:
+    return Path(runs) / stage
+
+
+def assemble_model(runs: Path, config: ModelConfig, init: Path | None = None, upto: str | None = None) -> HDRModel:
+    """Model with each network taken from the best checkpoint of the stage that trained it.
+
+    Starts from ``init`` weights (or random); later stages override earlier ones, ``joint``
+    overrides all.  ``upto`` stops before that stage (used when starting it).
+    """
+    from ..weights import load_model
+
+    if init is not None:
+        model, _ = load_model(init)
+    else:
+        model = HDRModel(config)
+    for stage in STAGES:
+        if stage == upto:
+            break
+        best = stage_dir(runs, stage) / "best.pt"
+        if best.is_file():
+            state = torch.load(best, map_location="cpu", weights_only=True)["model"]
+            for name in STAGE_MODULES[stage]:
+                sub = {k[len(name) + 1 :]: v for k, v in state.items() if k.startswith(name + ".")}
+                getattr(model, name).load_state_dict(sub)
+    return model
+
+
+# --------------------------------------------------------------------------- losses per stage
+def stage_loss(stage: str, model: HDRModel, batch: dict[str, torch.Tensor], opts: TrainOptions) -> tuple[torch.Tensor, dict]:
+    ldr, encoded, linear, hdr, inv = (batch[k] for k in ("ldr", "encoded", "linear", "hdr", "inverse_curve"))
+    if stage == "deq":
+        with _autocast(opts):
+            out = model.deq(ldr)
+        loss = F.mse_loss(out, encoded)
+        return loss, {"l2": loss.item()}
+    if stage == "lin":
+        with _autocast(opts):
+            curve = estimate_curve(model, ldr)
+        pred_linear = crf.apply_curve(ldr, curve)
+        l_lin = F.mse_loss(pred_linear, linear)
+        l_crf = F.mse_loss(curve, inv)
+        loss = 10.0 * l_lin + 1.0 * l_crf
+        return loss, {"lin": l_lin.item(), "crf": l_crf.item()}
+    if stage == "hal":
+        with _autocast(opts):
+            out = model.hal(linear)
+        loss = losses.pu21_l1(out, hdr)
+        return loss, {"pu_l1": loss.item()}
+    if stage == "ref":
+        with torch.no_grad(), _autocast(opts):
+            st = reconstruct(model, ldr, use_ref=False)
+        with _autocast(opts):
+            out = model.ref(st["hallucinated"], st["linear"], st["deq"])
+        loss = losses.pu21_l1(out, hdr)
+        return loss, {"pu_l1": loss.item()}
+    if stage == "joint":
+        with _autocast(opts):
+            st = reconstruct(model, ldr)
+        l_deq = F.mse_loss(st["deq"], encoded)
+        l_lin = F.mse_loss(st["linear"], linear)
+        l_crf = F.mse_loss(st["curve"], inv)
+        l_hal = losses.pu21_l1(st["hdr"], hdr)
+        with _autocast(opts):
+            l_per = losses.perceptual(model.hal.encoder, st["hdr"], hdr)
+        l_tv = losses.total_variation(losses.compress(st["hdr"]))
+        loss = l_deq + 10 * l_lin + l_crf + l_hal + 0.001 * l_per + 0.1 * l_tv
+        return loss, {"deq": l_deq.item(), "lin": l_lin.item(), "crf": l_crf.item(), "hal": l_hal.item(), "tv": l_tv.item()}
+    raise ValueError(f"unknown stage {stage!r}; choose from {STAGES}")
+
+
+# --------------------------------------------------------------------------- validation
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().cpu().numpy().transpose(1, 2, 0)
+
+
+def weighted_family_mean(rows: list[tuple[str, float]]) -> float:
+    """Mean per family, then the families averaged with the prior weights."""
+    fam: dict[str, list[float]] = {}
+    for f, v in rows:
+        if np.isfinite(v):
+            fam.setdefault(f, []).append(v)
+    total = sum(PRIOR_WEIGHTS[f] for f in fam)
+    return float(sum(PRIOR_WEIGHTS[f] * np.mean(v) for f, v in fam.items()) / max(total, 1e-12))
+
+
+@torch.no_grad()
+def validate(stage: str, model: HDRModel, pairs: list[Pair], opts: TrainOptions) -> dict[str, float]:
+    """Stage-appropriate validation score (higher is better, key ``score``) and baseline."""
+    model.eval()
+    srgb = torch.as_tensor(srgb_to_linear(crf.GRID), dtype=torch.float32)
+    ours, base = [], []
+    extra: dict[str, list[float]] = {}
+    for p in pairs:
+        t = {k: v.unsqueeze(0) for k, v in pair_to_tensors(p).items()}
+        if stage == "deq":
+            with _autocast(opts):
+                out = model.deq(t["ldr"])
+            ours.append((p.family, metrics.psnr(_np(out[0]), p.encoded)))
+            base.append((p.family, metrics.psnr(p.ldr, p.encoded)))
+        elif stage == "lin":
+            with _autocast(opts):
+                curve = estimate_curve(model, t["ldr"])
+            lin = _np(crf.apply_curve(t["ldr"], curve)[0])
+            ours.append((p.family, metrics.score(lin, p.hdr, p.ldr)["pu21"]))
+            base.append((p.family, metrics.score(srgb_to_linear(p.ldr), p.hdr, p.ldr)["pu21"]))
+            extra.setdefault("curve_rmse", []).append(float(torch.sqrt(F.mse_loss(curve[0], t["inverse_curve"][0]))))
+        elif stage == "hal":
+            with _autocast(opts):
+                out = model.hal(t["linear"])
+            over = metrics.overexposed_mask(p.ldr)
+            ours.append((p.family, metrics.pu21_psnr(_np(out[0]), p.hdr, over)))
+            base.append((p.family, metrics.pu21_psnr(p.linear, p.hdr, over)))
+        else:
+            with _autocast(opts):
+                out = reconstruct(model, t["ldr"])["hdr"]
+            ours.append((p.family, metrics.score(_np(out[0]), p.hdr, p.ldr)["pu21"]))
+            base.append((p.family, metrics.score(srgb_to_linear(p.ldr), p.hdr, p.ldr)["pu21"]))
+    result = {"score": weighted_family_mean(ours), "baseline": weighted_family_mean(base)}
+    for fam in PRIOR_WEIGHTS:
+        vals = [v for f, v in ours if f == fam and np.isfinite(v)]
+        bvals = [v for f, v in base if f == fam and np.isfinite(v)]
+        if vals:
+            result[f"{fam}_gain"] = float(np.mean(vals) - np.mean(bvals))
+    for k, v in extra.items():
+        result[k] = float(np.mean(v))
+    return result
+
+
+# --------------------------------------------------------------------------- main loop
+def train(opts: TrainOptions) -> Path:
+    """Run (or resume) one stage; returns the stage folder holding ``best.pt``."""
+    if opts.stage not in STAGES:
+        raise ValueError(f"unknown stage {opts.stage!r}; choose from {STAGES}")
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    torch.manual_seed(opts.seed)
+    out = stage_dir(opts.runs, opts.stage)
+    out.mkdir(parents=True, exist_ok=True)
+    config = ModelConfig.load(opts.config)
+    batch_size = opts.batch or DEFAULT_BATCH[opts.stage]
+    device = torch.device(opts.device)
+
+    last = out / "last.pt"
+    if last.is_file():
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+        config = ModelConfig(ckpt["config"])
+        model = HDRModel(config)
+        model.load_state_dict(ckpt["model"])
+        step, best_score, elapsed = ckpt["step"], ckpt["best_score"], ckpt.get("elapsed", 0.0)
+        log.info("resuming %s at step %d (best %.3f)", opts.stage, step, best_score)
+    else:
+        model = assemble_model(opts.runs, config, opts.init, upto=opts.stage)
+        ckpt, step, best_score, elapsed = None, 0, -math.inf, 0.0
+    model.to(device=device, memory_format=torch.channels_last)
+    modules = [getattr(model, n) for n in STAGE_MODULES[opts.stage]]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = [p for m in modules for p in m.parameters()]
+    for p in params:
+        p.requires_grad_(True)
+    optimizer = torch.optim.Adam(params, lr=opts.lr)
+    if ckpt is not None and "optimizer" in ckpt:
+        optimizer.load_state_dict(ckpt["optimizer"])
+
+    val_scenes = load_scenes(opts.data, "val")
+    val_set = validation_pairs(val_scenes, size=opts.val_size, views_per_scene=opts.val_views, seed=7)
+    stream = PairStream(opts.data, opts.crop, seed=opts.seed * 100003 + step, scene_limit=opts.scene_limit)
+    loader = DataLoader(stream, batch_size=batch_size, num_workers=opts.workers, persistent_workers=opts.workers > 0)
+
+    def lr_at(s: int) -> float:
+        return opts.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(s, opts.steps) / opts.steps)))
+
+    def save(path: Path, **extra) -> None:
+        tmp = path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "config": config.raw, "step": step, "best_score": best_score, "elapsed": elapsed, **extra}, tmp)
+        tmp.replace(path)
+
+    logf = open(out / "log.jsonl", "a")
+    session_start = time.time()
+    start = time.time() - elapsed
+    running: dict[str, float] = {}
+    t_log = time.time()
+    for batch in loader:
+        if step >= opts.steps or (opts.max_minutes and time.time() - session_start > opts.max_minutes * 60):
+            break
+        model.train()
+        if opts.stage in ("ref", "joint"):
+            _freeze_batchnorm(model)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        for g in optimizer.param_groups:
+            g["lr"] = lr_at(step)
+        loss, parts = stage_loss(opts.stage, model, batch, opts)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        step += 1
+        for k, v in parts.items():
+            running[k] = running.get(k, 0.0) + v
+        if step % opts.log_every == 0:
+            rate = opts.log_every / (time.time() - t_log)
+            t_log = time.time()
+            avg = {k: v / opts.log_every for k, v in running.items()}
+            running = {}
+            elapsed = time.time() - start
+            rec = {"step": step, "time_min": round(elapsed / 60, 2), "steps_per_s": round(rate, 3), "lr": lr_at(step), **avg}
+            logf.write(json.dumps(rec) + "\n")
+            logf.flush()
+            log.info("%s step %d/%d %s", opts.stage, step, opts.steps, " ".join(f"{k}={v:.4g}" for k, v in avg.items()))
+        if step % opts.val_every == 0 or step == opts.steps:
+            elapsed = time.time() - start
+            val = validate(opts.stage, model, val_set, opts)
+            improved = val["score"] > best_score
+            if improved:
+                best_score = val["score"]
+                save(out / "best.pt")
+            rec = {"step": step, "time_min": round(elapsed / 60, 2), "val": val, "best": improved}
+            logf.write(json.dumps(rec) + "\n")
+            logf.flush()
+            log.info("%s val step %d: %s%s", opts.stage, step, json.dumps(val), " (best)" if improved else "")
+            save(last, optimizer=optimizer.state_dict())
+    elapsed = time.time() - start
+    save(last, optimizer=optimizer.state_dict())
+    logf.close()
+    return out
