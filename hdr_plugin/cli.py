@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import __version__
+from .plugins import hookimpl
 
 log = logging.getLogger("hdr_plugin")
 
@@ -49,6 +50,7 @@ class Progress:
         return items
 
     # the hook implementation the CLI registers while converting
+    @hookimpl
     def hdr_progress(self, stage, done, total, context):
         self.emit(event="progress", file=context.source, stage=stage, done=done, total=total)
         if self.mode == "bar" and total > 1:
@@ -72,12 +74,14 @@ class Progress:
 
 
 # --------------------------------------------------------------------------- inputs
-def expand_inputs(inputs: Iterable[str], recursive: bool) -> tuple[list[Path], list[str]]:
+def expand_inputs(inputs: Iterable[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Files from paths, folders and globs (expanded here so they work on Windows too).
 
-    Returns ``(files, problems)``; a name that matches nothing is a problem, not a crash.
+    Returns ``(files, problems)``: each file comes with its folder relative to the folder
+    input it was found under (``.`` for files and globs), so ``-r -o DIR`` mirrors the
+    tree instead of flattening it.  A name that matches nothing is a problem, not a crash.
     """
-    files: list[Path] = []
+    files: list[tuple[Path, Path]] = []
     problems: list[str] = []
     for item in inputs:
         p = Path(item)
@@ -86,35 +90,35 @@ def expand_inputs(inputs: Iterable[str], recursive: bool) -> tuple[list[Path], l
             found = sorted(f for f in p.glob(pattern) if f.is_file() and f.suffix.lower() in LDR_SUFFIXES)
             if not found:
                 problems.append(f"{item}: no images found" + ("" if recursive else " (use --recursive for subfolders)"))
-            files += found
+            files += [(f, f.parent.relative_to(p)) for f in found]
         elif p.is_file():
-            files.append(p)
+            files.append((p, Path(".")))
         elif glob.has_magic(item):
             found = sorted(Path(f) for f in glob.glob(item, recursive=recursive) if Path(f).is_file())
             if not found:
                 problems.append(f"{item}: pattern matches no files")
-            files += found
+            files += [(f, Path(".")) for f in found]
         else:
             problems.append(f"{item}: no such file or folder")
     seen: set[Path] = set()
     unique = []
-    for f in files:
+    for f, rel in files:
         key = f.resolve()
         if key not in seen:
             seen.add(key)
-            unique.append(f)
+            unique.append((f, rel))
     return unique, problems
 
 
-def output_path(src: Path, out: str | None, fmt: str, suffix: str, many: bool) -> Path:
-    """Where ``src`` is written: ``-o FILE`` for one input, else ``<dir>/<stem><suffix>.<fmt>``."""
-    ext = f".{fmt}"
+def output_path(src: Path, rel: Path, out: str | None, fmt: str, suffix: str, many: bool) -> Path:
+    """Where ``src`` is written: ``-o FILE`` for one input, else ``<dir>/<rel>/<stem><suffix>.<fmt>``."""
+    name = f"{src.stem}{suffix}.{fmt}"
     if out is not None:
         o = Path(out)
         if not many and o.suffix.lower() in (".exr", ".hdr") and not o.is_dir():
             return o
-        return o / f"{src.stem}{suffix}{ext}"
-    return src.with_name(f"{src.stem}{suffix}{ext}")
+        return o / rel / name
+    return src.with_name(name)
 
 
 # --------------------------------------------------------------------------- commands
@@ -149,9 +153,8 @@ def cmd_convert(args) -> int:
         print(f"error: -o {args.output} names one file but there are {len(files)} inputs; give a folder", file=sys.stderr)
         return 2
     fmt = args.format or (Path(args.output).suffix.lower().lstrip(".") if args.output and Path(args.output).suffix.lower() in (".exr", ".hdr") else "exr")
-    curve = _load_curve(args.curve) if args.curve else None
-
     try:
+        curve = _load_curve(args.curve) if args.curve else None
         engine = _engine_from_args(args)
     except Exception as e:  # device missing, weights corrupt: nothing can run
         print(f"error: {e}", file=sys.stderr)
@@ -160,8 +163,8 @@ def cmd_convert(args) -> int:
     converted, skipped, failed = [], [], []
     t0 = time.perf_counter()
     try:
-        for src in progress.images(files):
-            dst = output_path(src, args.output, fmt, args.suffix, many)
+        for src, rel in progress.images(files):
+            dst = output_path(src, rel, args.output, fmt, args.suffix, many)
             if dst.exists() and args.skip_existing:
                 skipped.append(src)
                 progress.emit(event="skipped", input=str(src), output=str(dst))
@@ -223,7 +226,7 @@ def cmd_estimate_curve(args) -> int:
     if not files:
         return 2
     step = max(1, len(files) // args.max_frames) if args.max_frames else 1
-    frames = [read_ldr(f).rgb for f in files[::step]]
+    frames = [read_ldr(f).rgb for f, _ in files[::step]]
     engine = _engine_from_args(args)
     curve = engine.shot_curve(frames)
     out = Path(args.output)
@@ -298,18 +301,6 @@ def cmd_bench(args) -> int:
     from .bench import run_bench
 
     return run_bench(args)
-
-
-def cmd_eval(args) -> int:
-    from .evaluation.evaluate import run_eval
-
-    return run_eval(args)
-
-
-def cmd_train(args) -> int:
-    from .training.cli import run_train
-
-    return run_train(args)
 
 
 def cmd_export_torchscript(args) -> int:
@@ -389,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_parser(sub)
 
-    from .evaluation.evaluate import add_eval_parser
+    from .evaluation.cli import add_eval_parser
 
     add_eval_parser(sub, add_engine_options)
 

@@ -122,7 +122,7 @@ def apply_curve_np(x: np.ndarray, curve: np.ndarray) -> np.ndarray:
     k = curve.shape[-1]
     pos = np.clip(np.asarray(x, np.float32), 0.0, 1.0) * np.float32(k - 1)
     i0 = np.minimum(pos.astype(np.int32), k - 2)
-    frac = pos - i0
+    frac = pos - i0.astype(np.float32)
     v0 = curve[i0]
     return v0 + frac * (curve[i0 + 1] - v0)
 
@@ -174,14 +174,15 @@ def make_monotonic(curve: torch.Tensor) -> torch.Tensor:
     return torch.cat([zero, torch.cumsum(slopes, dim=-1)], dim=-1)
 
 
-def apply_curve(x: torch.Tensor, curve: torch.Tensor) -> torch.Tensor:
+def apply_curve(x: torch.Tensor, curve: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Apply per-image sampled curves by linear interpolation, differentiably, in float32.
 
     ``x``: ``(N, C, H, W)`` values in [0, 1] (clamped); ``curve``: ``(N, K)`` or ``(K,)``.
-    Returns float32 ``(N, C, H, W)``.
+    Returns float32 ``(N, C, H, W)``.  ``dtype=torch.float64`` computes in double
+    precision instead (for ``torch.autograd.gradcheck``).
     """
-    x = x.float().clamp(0.0, 1.0)
-    curve = curve.float().to(x.device)
+    x = x.to(dtype).clamp(0.0, 1.0)
+    curve = curve.to(device=x.device, dtype=dtype)
     n = x.shape[0]
     if curve.dim() == 1:
         curve = curve.unsqueeze(0).expand(n, -1)

@@ -212,12 +212,16 @@ def write_exr(
     compression: str = "zip",
     overwrite: bool = False,
     attributes: dict | None = None,
+    premultiply: bool = True,
 ) -> Path:
     """Write scene-linear RGB(A) to OpenEXR with Rec.709/D65 ``chromaticities``.
 
     ``half=True`` stores 16-bit floats unless a value exceeds the half range, in which
     case float32 is used so nothing saturates.  ``compression``: one of ``EXR_COMPRESSIONS``.
-    Returns the path written.
+    With ``alpha``, ``rgb`` is taken as straight (un-associated) colour, as PNG and TIFF
+    store it, and is multiplied by alpha because EXR readers expect associated alpha;
+    ``premultiply=False`` writes ``rgb`` unchanged (data that is already premultiplied, or
+    must pass through raw).  Returns the path written.
     """
     import OpenEXR
 
@@ -241,6 +245,9 @@ def write_exr(
         if alpha.shape != rgb.shape[:2]:
             raise ValueError(f"alpha shape {alpha.shape} does not match image {rgb.shape[:2]}")
         channels["A"] = np.ascontiguousarray(alpha).astype(dtype)
+        if premultiply:
+            for i, name in enumerate("RGB"):
+                channels[name] = (rgb[:, :, i] * alpha).astype(dtype)
     with atomic_output(path, overwrite) as tmp:
         with OpenEXR.File(header, channels) as f:
             f.write(str(tmp))

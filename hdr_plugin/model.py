@@ -72,7 +72,9 @@ class HDRModel(nn.Module):
         self.config = config
         self.deq = DequantizationNet(list(c["dequantization"]["widths"]))
         lin = c["linearization"]
-        self.lin = LinearizationNet(int(lin["width"]), int(lin.get("n_weights", 11)), str(lin.get("anchor", "srgb")))
+        self.lin = LinearizationNet(
+            int(lin["width"]), int(lin.get("n_weights", 11)), str(lin.get("anchor", "srgb")), float(lin.get("snap_threshold", 0.5))
+        )
         hal = c["hallucination"]
         self.hal = HallucinationNet(int(hal["width"]), float(hal.get("mask_threshold", 0.88)))
         ref = c["refinement"]
@@ -102,13 +104,14 @@ def downscale_longest_side(image: torch.Tensor, size: int) -> torch.Tensor:
     )
 
 
-def estimate_curve(model: HDRModel, image: torch.Tensor) -> torch.Tensor:
+def estimate_curve(model: HDRModel, image: torch.Tensor, snap: bool = True) -> torch.Tensor:
     """Inverse curves ``(N, 1024)`` from a downscaled copy of each whole display-referred image.
 
     One curve per image: Linearization-Net always sees the full frame at the configured
     ``input_size``, in training, in evaluation and behind tiled inference alike.
     """
-    return model.lin(downscale_longest_side(image, model.config.linearization_input_size))
+    params = model.lin.predict_parameters(downscale_longest_side(image, model.config.linearization_input_size))
+    return model.lin.curve_from_parameters(params, snap=snap)
 
 
 def reconstruct(
@@ -119,17 +122,19 @@ def reconstruct(
     use_deq: bool = True,
     use_hal: bool = True,
     use_ref: bool = True,
+    snap: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Run the four stages on a whole batch ``(N, 3, H, W)`` (sides multiples of 64).
 
     ``curve`` overrides Linearization-Net with given inverse curves; the ``use_*`` flags
-    ablate a stage.  Returns every intermediate: ``deq``, ``curve``, ``linear``,
-    ``hallucinated`` and the final ``hdr`` (all float32).  Used by training, evaluation and
+    ablate a stage; ``snap=False`` keeps the sRGB-confidence blend soft (training).
+    Returns every intermediate: ``deq``, ``curve``, ``linear``, ``hallucinated`` and the
+    final ``hdr`` (all float32).  Used by training, evaluation and
     the Nuke export; the Engine runs the same stages tile by tile.
     """
     deq = model.deq(ldr) if use_deq else ldr.float()
     if curve is None:
-        curve = estimate_curve(model, deq)
+        curve = estimate_curve(model, deq, snap)
     linear = apply_curve(deq, curve)
     hallucinated = model.hal(linear) if use_hal else linear
     hdr = model.ref(hallucinated, linear, deq) if use_ref else hallucinated

@@ -65,7 +65,10 @@ def _load_entrypoints(pm: pluggy.PluginManager) -> None:
 def register_plugin(plugin: object, name: str | None = None, pm: pluggy.PluginManager | None = None) -> str:
     """Register ``plugin`` and validate it; raises :class:`PluginError` naming any unknown hook."""
     pm = pm or get_plugin_manager()
-    registered = pm.register(plugin, name=name)
+    try:
+        registered = pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as e:  # an argument the specification does not have
+        raise PluginError(plugin, f"{e} (hook arguments must match hdr_plugin.hookspecs; check the spelling)") from e
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as e:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +52,14 @@ def sha256_of(path: str | Path) -> str:
 
 
 def shipped_weights_dir() -> Path:
-    """The ``weights/`` folder shipped with the package (installed as ``hdr_plugin.weights``)."""
-    try:
-        return Path(str(resources.files("hdr_plugin.weights")))
-    except ModuleNotFoundError:  # running from a source checkout that was not installed
-        return Path(__file__).resolve().parent.parent / "weights"
+    """The ``weights/`` folder shipped with the package.
+
+    A wheel installs it as ``hdr_plugin/shipped_weights/`` (see pyproject.toml); in a
+    source checkout (editable install) it is the repository's ``weights/``.
+    """
+    here = Path(__file__).resolve().parent
+    installed = here / "shipped_weights"
+    return installed if installed.is_dir() else here.parent / "weights"
 
 
 def default_weights_dir() -> Path:

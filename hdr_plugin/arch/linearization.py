@@ -6,16 +6,21 @@ three bottlenecks to 4w channels, two to 8w with stride 2), global average pooli
 dense layer predict curve parameters, turned into a 1024-sample monotonic inverse curve.
 
 Curve head: with ``anchor="srgb"`` a zero output is exactly the inverse sRGB curve; the
-first output is a log-exponent on it (a pure-gamma term) and the rest weight the
-inverse-EMoR basis.  ``anchor="emor"`` is the paper's head (mean inverse EMoR curve plus
-basis weights).  Curve math is elementwise float32 so autocast never lowers it.
+first output is a log-exponent on it (a pure-gamma term), the next ones weight the
+inverse-EMoR basis and the last is the logit of a confidence ``c`` that the image is
+plain sRGB-encoded.  The curve is ``c * sRGB^-1 + (1 - c) * g``; at inference a confidence
+above ``snap_threshold`` snaps to exact inverse sRGB.  Why: sRGB is the most common
+encoding, and an L2-trained curve regressor averages ambiguous cases toward the mean
+curve, which costs several dB on exactly those images; the snap makes the answer the
+mode rather than the mean where the network is confident.  ``anchor="emor"`` is the
+paper's head (mean inverse EMoR curve plus basis weights).  Curve math is elementwise
+float32 so autocast never lowers it.
 """
 
 from __future__ import annotations
 
 from typing import List
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -83,7 +88,9 @@ class Bottleneck(nn.Module):
 class LinearizationNet(nn.Module):
     """Predicts a monotonic 1024-sample inverse camera curve ``(N, 1024)`` per image."""
 
-    def __init__(self, width: int = 64, n_weights: int = crf.N_EMOR_WEIGHTS, anchor: str = "srgb"):
+    def __init__(
+        self, width: int = 64, n_weights: int = crf.N_EMOR_WEIGHTS, anchor: str = "srgb", snap_threshold: float = 0.5
+    ):
         super().__init__()
         if anchor not in ("srgb", "emor"):
             raise ValueError(f"unknown curve anchor {anchor!r}; use 'srgb' or 'emor'")
@@ -96,14 +103,16 @@ class LinearizationNet(nn.Module):
         )
         self.layer1 = nn.Sequential(Bottleneck(w, w, 4 * w), Bottleneck(4 * w, w, 4 * w), Bottleneck(4 * w, w, 4 * w))
         self.layer2 = nn.Sequential(Bottleneck(4 * w, 2 * w, 8 * w, stride=2), Bottleneck(8 * w, 2 * w, 8 * w))
-        self.gamma_term = anchor == "srgb"
-        self.head = nn.Linear(8 * w, n_weights + (1 if self.gamma_term else 0))
+        self.srgb_head = anchor == "srgb"
+        self.n_weights = n_weights
+        self.snap_threshold = float(snap_threshold)
+        self.head = nn.Linear(8 * w, n_weights + (2 if self.srgb_head else 0))
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
         g0, hinv = crf.inverse_emor_basis()
-        base = srgb_to_linear(crf.GRID) if self.gamma_term else g0
-        self.register_buffer("anchor", torch.as_tensor(np.maximum(base, 1e-8), dtype=torch.float32), persistent=False)
+        base = srgb_to_linear(crf.GRID) if self.srgb_head else g0
+        self.register_buffer("anchor", torch.as_tensor(base, dtype=torch.float32), persistent=False)
         self.register_buffer("basis", torch.as_tensor(hinv[:n_weights], dtype=torch.float32), persistent=False)
 
     def predict_parameters(self, image: torch.Tensor) -> torch.Tensor:
@@ -112,15 +121,30 @@ class LinearizationNet(nn.Module):
         x = self.layer2(self.layer1(x))
         return self.head(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)).float()
 
-    def curve_from_parameters(self, params: torch.Tensor) -> torch.Tensor:
-        """Monotonic inverse curve ``(N, 1024)`` from head outputs, in float32."""
+    def srgb_confidence(self, params: torch.Tensor) -> torch.Tensor:
+        """Confidence ``(N,)`` in [0, 1] that the image is plain sRGB-encoded (1 for the paper head: none)."""
+        if not self.srgb_head:
+            return torch.zeros_like(params[:, 0])
+        return torch.sigmoid(params[:, -1].float())
+
+    def curve_from_parameters(self, params: torch.Tensor, snap: bool = True) -> torch.Tensor:
+        """Monotonic inverse curve ``(N, 1024)`` from head outputs, in float32.
+
+        ``snap=False`` (training) keeps the soft confidence blend differentiable.
+        """
         params = params.float()
         base = self.anchor.unsqueeze(0)
-        if self.gamma_term:
-            base = base ** torch.exp(params[:, :1])
-            params = params[:, 1:]
-        curve = base + (params.unsqueeze(2) * self.basis.unsqueeze(0)).sum(dim=1)
-        return crf.make_monotonic(curve)
+        weights = params
+        if self.srgb_head:
+            base = base.clamp_min(1e-8) ** torch.exp(params[:, :1])  # floor: finite gradient at 0
+            weights = params[:, 1 : 1 + self.n_weights]
+        curve = crf.make_monotonic(base + (weights.unsqueeze(2) * self.basis.unsqueeze(0)).sum(dim=1))
+        if self.srgb_head:
+            c = self.srgb_confidence(params).unsqueeze(1)
+            if snap:
+                c = torch.where(c > self.snap_threshold, torch.ones_like(c), c)
+            curve = c * self.anchor.unsqueeze(0) + (1.0 - c) * curve
+        return curve
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.curve_from_parameters(self.predict_parameters(image))

@@ -10,11 +10,36 @@ import torch.nn.functional as F
 from ..evaluation.metrics import CLIP_LUMINANCE, PU21_PEAK, pu21_encode
 
 
+def pu21_l2(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error in the PU21 domain, per channel, clip level at 100 cd/m^2.
+
+    The evaluation metric is PU21-PSNR, i.e. an L2 error in this space, so this loss asks
+    for the conditional mean the metric rewards (an L1 loss would ask for the median).
+    """
+    a = pu21_encode(CLIP_LUMINANCE * pred.float().clamp_min(0.0))
+    b = pu21_encode(CLIP_LUMINANCE * target.float().clamp_min(0.0))
+    return ((a - b) / PU21_PEAK).pow(2).mean()
+
+
 def pu21_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L1 distance in the PU21 domain, per channel, clip level at 100 cd/m^2 (the metric's space)."""
+    """L1 distance in the PU21 domain (used for the linear image, where errors are small)."""
     a = pu21_encode(CLIP_LUMINANCE * pred.float().clamp_min(0.0))
     b = pu21_encode(CLIP_LUMINANCE * target.float().clamp_min(0.0))
     return (a - b).abs().mean() / PU21_PEAK
+
+
+def pu21_log_mse(pred: torch.Tensor, target: torch.Tensor, floor_db: float = 60.0) -> torch.Tensor:
+    """Mean over images of ``log(MSE)`` in the PU21 domain, i.e. minus the mean PU21-PSNR / 4.34.
+
+    Averaging PSNR over images rewards getting some images exactly right (an sRGB image
+    given exactly the sRGB curve) far more than a per-pixel L2 does, so this term pulls a
+    curve regressor toward the likely answer instead of the average of ambiguous ones.
+    ``floor_db`` caps the reward for near-perfect images so gradients stay bounded.
+    """
+    a = pu21_encode(CLIP_LUMINANCE * pred.float().clamp_min(0.0)) / PU21_PEAK
+    b = pu21_encode(CLIP_LUMINANCE * target.float().clamp_min(0.0)) / PU21_PEAK
+    mse = (a - b).pow(2).flatten(1).mean(dim=1)
+    return torch.log(mse + 10.0 ** (-floor_db / 10.0)).mean()
 
 
 def compress(y: torch.Tensor) -> torch.Tensor:

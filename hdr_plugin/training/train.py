@@ -3,9 +3,10 @@
 Stages (each its own resumable run under ``<runs>/<stage>/``):
 
 * ``deq``   - Dequantization-Net, L2 to the un-quantized camera output;
-* ``lin``   - Linearization-Net, 10 x L2 on the linear image + 1 x L2 on the inverse curve;
-* ``hal``   - Hallucination-Net on the true clipped linear image, L1 in the PU21 domain;
-* ``ref``   - Refinement-Net behind the frozen first three, L1 in the PU21 domain;
+* ``lin``   - Linearization-Net, 10 x L2 on the linear image + 1 x L2 on the inverse curve,
+  plus metric-aligned terms (PU21 L1, per-image log-MSE) and the sRGB-confidence BCE;
+* ``hal``   - Hallucination-Net on the true clipped linear image, L2 in the PU21 domain;
+* ``ref``   - Refinement-Net behind the frozen first three, L2 in the PU21 domain;
 * ``joint`` - all four, 1 deq + 10 lin + 1 crf + 1 hal + 0.001 perceptual + 0.1 TV.
 
 ``lin``, ``hal`` and ``deq`` are independent and may run in parallel; ``ref`` and
@@ -30,16 +31,14 @@ from torch.utils.data import DataLoader, IterableDataset
 from .. import crf
 from ..color import srgb_to_linear
 from ..evaluation import metrics
-from ..model import HDRModel, ModelConfig, estimate_curve, reconstruct
+from ..model import HDRModel, ModelConfig, downscale_longest_side, estimate_curve, reconstruct
 from . import losses
 from .curves import PRIOR_WEIGHTS
+from .stages import DEFAULT_BATCH, STAGE_MODULES, STAGES
 from .synthesis import Pair, SynthesisOptions, load_scenes, random_pair, validation_pairs
 
 log = logging.getLogger("hdr_plugin.train")
 
-STAGES = ("deq", "lin", "hal", "ref", "joint")
-STAGE_MODULES = {"deq": ("deq",), "lin": ("lin",), "hal": ("hal",), "ref": ("ref",), "joint": ("deq", "lin", "hal", "ref")}
-DEFAULT_BATCH = {"deq": 8, "lin": 16, "hal": 8, "ref": 8, "joint": 4}
 
 
 @dataclass
@@ -78,6 +77,7 @@ def pair_to_tensors(p: Pair) -> dict[str, torch.Tensor]:
         "linear": chw(p.linear),
         "hdr": chw(p.hdr),
         "inverse_curve": torch.from_numpy(p.inverse_curve),
+        "is_srgb": torch.tensor(float(p.family == "srgb")),
     }
 
 
@@ -90,7 +90,8 @@ class PairStream(IterableDataset):
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         wid = info.id if info else 0
-        torch.set_num_threads(1)
+        if info is not None:
+            torch.set_num_threads(1)  # synthesis is numpy; leave the cores to the training step
         scenes = load_scenes(self.data, "train", self.scene_limit)
         rng = np.random.default_rng([self.seed, wid])
         options = SynthesisOptions()
@@ -150,31 +151,39 @@ def stage_loss(stage: str, model: HDRModel, batch: dict[str, torch.Tensor], opts
         return loss, {"l2": loss.item()}
     if stage == "lin":
         with _autocast(opts):
-            curve = estimate_curve(model, ldr)
+            params = model.lin.predict_parameters(downscale_longest_side(ldr, model.config.linearization_input_size))
+        curve = model.lin.curve_from_parameters(params, snap=False)
         pred_linear = crf.apply_curve(ldr, curve)
         l_lin = F.mse_loss(pred_linear, linear)
         l_crf = F.mse_loss(curve, inv)
-        loss = 10.0 * l_lin + 1.0 * l_crf
-        return loss, {"lin": l_lin.item(), "crf": l_crf.item()}
+        l_pu = losses.pu21_l1(pred_linear, linear)
+        l_psnr = losses.pu21_log_mse(pred_linear, linear)
+        loss = 10.0 * l_lin + 1.0 * l_crf + l_pu + 0.05 * l_psnr
+        parts = {"lin": l_lin.item(), "crf": l_crf.item(), "pu": l_pu.item(), "log_mse": l_psnr.item()}
+        if model.lin.srgb_head:
+            l_srgb = F.binary_cross_entropy_with_logits(params[:, -1].float(), batch["is_srgb"])
+            loss = loss + 0.05 * l_srgb
+            parts["srgb_bce"] = l_srgb.item()
+        return loss, parts
     if stage == "hal":
         with _autocast(opts):
             out = model.hal(linear)
-        loss = losses.pu21_l1(out, hdr)
-        return loss, {"pu_l1": loss.item()}
+        loss = losses.pu21_l2(out, hdr)
+        return loss, {"pu_l2": loss.item()}
     if stage == "ref":
         with torch.no_grad(), _autocast(opts):
             st = reconstruct(model, ldr, use_ref=False)
         with _autocast(opts):
             out = model.ref(st["hallucinated"], st["linear"], st["deq"])
-        loss = losses.pu21_l1(out, hdr)
-        return loss, {"pu_l1": loss.item()}
+        loss = losses.pu21_l2(out, hdr)
+        return loss, {"pu_l2": loss.item()}
     if stage == "joint":
         with _autocast(opts):
-            st = reconstruct(model, ldr)
+            st = reconstruct(model, ldr, snap=False)
         l_deq = F.mse_loss(st["deq"], encoded)
         l_lin = F.mse_loss(st["linear"], linear)
         l_crf = F.mse_loss(st["curve"], inv)
-        l_hal = losses.pu21_l1(st["hdr"], hdr)
+        l_hal = losses.pu21_l2(st["hdr"], hdr)
         with _autocast(opts):
             l_per = losses.perceptual(model.hal.encoder, st["hdr"], hdr)
         l_tv = losses.total_variation(losses.compress(st["hdr"]))

@@ -1,0 +1,90 @@
+"""Assemble the best checkpoint of every stage into the shipped weights folder."""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..devices import cpu_has_native_bf16
+from ..model import ModelConfig
+from ..weights import WeightsInfo, load_model, save_weights, update_manifest
+from .train import STAGES, assemble_model, stage_dir
+
+
+def _stage_summary(runs: Path) -> dict:
+    summary = {}
+    for stage in STAGES:
+        last, best = stage_dir(runs, stage) / "last.pt", stage_dir(runs, stage) / "best.pt"
+        if not last.is_file():
+            continue
+        ck = torch.load(last, map_location="cpu", weights_only=False)
+        bk = torch.load(best, map_location="cpu", weights_only=False) if best.is_file() else {}
+        summary[stage] = {
+            "steps": int(ck["step"]),
+            "wall_minutes": round(float(ck.get("elapsed", 0.0)) / 60, 1),
+            "best_step": int(bk.get("step", 0)),
+            "best_val_score": round(float(ck["best_score"]), 3),
+        }
+        log = stage_dir(runs, stage) / "log.jsonl"
+        if log.is_file():
+            vals = [json.loads(line) for line in log.read_text().splitlines() if '"val"' in line]
+            if vals:
+                summary[stage]["last_val"] = {k: round(v, 3) for k, v in vals[-1]["val"].items()}
+    return summary
+
+
+def precision_agreement(weights: Path, precision: str = "bf16", device: str = "cpu") -> float:
+    """PU21-PSNR between fp32 and ``precision`` outputs of the full engine on the bundled sample."""
+    from ..evaluation.metrics import pu21_psnr
+    from ..io import read_ldr
+    from ..pipeline import Engine
+    from ..plugins import make_plugin_manager
+
+    sample = read_ldr(resources.files("hdr_plugin.data").joinpath("sample.png"))
+    pm = make_plugin_manager(load_entrypoints=False)
+    ref = Engine(weights, device=device, precision="fp32", tile=0, plugin_manager=pm)
+    low = ref.with_precision(precision)
+    a = ref.reconstruct(sample.rgb).image
+    b = low.reconstruct(sample.rgb).image
+    return float(pu21_psnr(b, a))
+
+
+def export_weights(runs: Path, out: Path, data: Path | None = None, config: ModelConfig | None = None) -> WeightsInfo:
+    """Write fp16 safetensors + manifest for the best weights of each trained stage."""
+    first = next((stage_dir(runs, s) / "last.pt" for s in STAGES if (stage_dir(runs, s) / "last.pt").is_file()), None)
+    if first is None:
+        raise FileNotFoundError(f"no training runs under {runs}")
+    config = config or ModelConfig(torch.load(first, map_location="cpu", weights_only=False)["config"])
+    model = assemble_model(runs, config)
+    summary = _stage_summary(runs)
+    info = save_weights(
+        model,
+        out,
+        trained=True,
+        extra={
+            "training": {
+                "stages": summary,
+                "data": "real HDR scenes with CC0 or BSD licences (see hdr_plugin/training/splits.yaml)",
+                "hardware": f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}",
+            }
+        },
+    )
+    # fp16 storage must not change results: compare against the fp32 checkpoint weights
+    fp16_model, _ = load_model(out)
+    diff = max(
+        float((a.float() - b.float()).abs().max())
+        for a, b in zip(model.state_dict().values(), fp16_model.state_dict().values())
+        if a.is_floating_point()
+    )
+    checks = {}
+    if cpu_has_native_bf16():
+        checks["cpu_bf16"] = round(precision_agreement(out, "bf16", "cpu"), 2)
+    update_manifest(out, precision_checks=checks, fp16_storage_max_abs_diff=float(np.float32(diff)))
+    from ..weights import read_manifest
+
+    return read_manifest(out)

@@ -1,0 +1,219 @@
+"""Training data synthesis, curve families, splits, losses and a short real training run."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from hdr_plugin import crf
+from hdr_plugin.io import write_hdr
+from hdr_plugin.training import curves, synthesis
+from hdr_plugin.training.train import STAGES, TrainOptions, pair_to_tensors, stage_loss, train
+
+from conftest import SHARED_DATA, TINY_CONFIG, requires_shared_data, tiny_model
+
+
+def _scene(seed: int, h: int = 96, w: int = 192) -> np.ndarray:
+    """A smooth synthetic HDR scene with a few very bright spots (a sun, lamps)."""
+    r = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    base = 0.2 + 0.3 * np.sin(6 * x + r.uniform(0, 6)) ** 2 + 0.2 * y
+    img = np.stack([base * c for c in r.uniform(0.6, 1.2, 3)], axis=-1)
+    for _ in range(3):
+        cy, cx = r.uniform(0, 1, 2) * (h / max(h, w), w / max(h, w))
+        img += r.uniform(5, 50) * np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / 0.002)[..., None]
+    return img.astype(np.float32)
+
+
+@pytest.fixture
+def data_root(tmp_path) -> Path:
+    """A miniature data folder laid out like ../shared/data (INDEX.csv + HDR files)."""
+    val_path = yaml.safe_load((Path(synthesis.__file__).parent / "splits.yaml").read_text())["validation"][0]
+    entries = [
+        ("train/a.hdr", "CC0-1.0", "equirect", _scene(1)),
+        ("train/b.hdr", "BSD-3-Clause", "perspective/crop", _scene(2, 128, 128)),
+        ("train/c.hdr", "GPL-3.0", "perspective/crop", _scene(3, 128, 128)),  # never trained on
+        (val_path, "GPL-3.0", "perspective/crop", _scene(4, 128, 160)),
+    ]
+    hdr = tmp_path / "hdr"
+    rows = []
+    for rel, lic, proj, img in entries:
+        write_hdr(hdr / rel, img)
+        rows.append({"path": rel, "license": lic, "projection": proj, "max": str(float(img.max()))})
+    with open(hdr / "INDEX.csv", "w", newline="") as f:
+        wr = csv.DictWriter(f, fieldnames=list(rows[0]))
+        wr.writeheader()
+        wr.writerows(rows)
+    return tmp_path
+
+
+# --------------------------------------------------------------------------- splits
+def test_split_uses_permissive_training_scenes_only(data_root):
+    train = synthesis.scene_paths(data_root, "train")
+    val = synthesis.scene_paths(data_root, "val")
+    assert train == ["train/a.hdr", "train/b.hdr"]
+    assert len(val) == 1 and not set(val) & set(train)
+
+
+@requires_shared_data()
+def test_real_splits_are_disjoint_and_licensed():
+    rows = {r["path"]: r for r in synthesis.index_rows(SHARED_DATA)}
+    train = synthesis.scene_paths(SHARED_DATA, "train")
+    val = synthesis.scene_paths(SHARED_DATA, "val")
+    assert not set(train) & set(val)
+    assert len(val) == len(synthesis.load_splits()["validation"]) == 16
+    assert all(rows[p]["license"].startswith(("CC0", "BSD")) for p in train)
+    assert len(train) >= 60
+
+
+def test_dorf_validation_curves_never_trained_on():
+    train_rows, test_rows = crf.dorf_split()
+    assert len(test_rows) == 10 and not set(train_rows) & set(test_rows)
+    rng = np.random.default_rng(0)
+    train_curves = crf.dorf_curves()[list(train_rows)]
+    for _ in range(20):
+        c = curves.sample_forward_curve("dorf", rng, "val")
+        assert np.abs(train_curves - c).max(axis=1).min() > 1e-6
+
+
+# --------------------------------------------------------------------------- curve families
+@pytest.mark.parametrize("family", curves.FAMILIES)
+def test_every_curve_family_is_monotonic_with_fixed_endpoints(family):
+    rng = np.random.default_rng(3)
+    for _ in range(25):
+        f = curves.sample_forward_curve(family, rng)
+        assert f.shape == (crf.N_SAMPLES,)
+        assert f[0] == 0.0 and f[-1] == 1.0
+        assert np.diff(f).min() >= 0.0
+        g = crf.invert_curve(f)
+        assert np.diff(g).min() >= 0.0 and abs(g[0]) < 1e-9 and abs(g[-1] - 1) < 1e-9
+
+
+def test_family_sampling_follows_the_prior():
+    rng = np.random.default_rng(0)
+    draws = [curves.sample_family(rng) for _ in range(4000)]
+    for fam, weight in curves.PRIOR_WEIGHTS.items():
+        assert abs(draws.count(fam) / len(draws) - weight) < 0.03
+
+
+def test_s_curve_and_gamma_families_differ_from_srgb():
+    rng = np.random.default_rng(1)
+    srgb = curves.srgb_curve()
+    assert np.abs(curves.sample_forward_curve("scurve", rng) - srgb).max() > 0.02
+    assert np.abs(curves.sample_forward_curve("gamma", rng) - srgb).max() > 0.005
+
+
+# --------------------------------------------------------------------------- synthesis
+@pytest.mark.parametrize("target", [0.01, 0.05, 0.2])
+def test_exposure_hits_its_clip_fraction(target):
+    view = np.random.default_rng(5).gamma(1.5, 1.0, (128, 128, 3)).astype(np.float32)
+    hdr = synthesis.expose(view, target)
+    assert abs(synthesis.clip_fraction_of(hdr) - target) < 0.002
+
+
+def test_quantization_is_exact_and_pairs_are_consistent():
+    rng = np.random.default_rng(9)
+    opts = synthesis.SynthesisOptions(jpeg_probability=0.0)
+    view = _scene(7, 128, 128)
+    pair = synthesis.make_pair(view, curves.sample_forward_curve("dorf", rng), "dorf", rng, opts)
+    assert pair is not None
+    codes = pair.ldr * 255
+    np.testing.assert_array_equal(codes, np.round(codes))  # exactly 8-bit values
+    np.testing.assert_array_equal(pair.ldr, crf.quantize(pair.encoded))
+    assert np.abs(pair.ldr - pair.encoded).max() <= 0.5 / 255 + 1e-7
+    # the inverse curve maps the encoded image back to the sensor's clipped linear image
+    back = crf.apply_curve_np(pair.encoded, pair.inverse_curve)
+    assert np.abs(back - pair.linear).max() < 2e-3
+    assert pair.hdr.max() > 1.0 and pair.linear.max() <= 1.0
+
+
+def test_validation_pairs_are_deterministic_and_cover_every_family(data_root):
+    scenes = synthesis.load_scenes(data_root, "val")
+    a = synthesis.validation_pairs(scenes, size=64, views_per_scene=2, seed=11)
+    b = synthesis.validation_pairs(scenes, size=64, views_per_scene=2, seed=11)
+    assert len(a) == 2 * len(curves.FAMILIES)
+    assert {p.family for p in a} == set(curves.FAMILIES)
+    for p, q in zip(a, b):
+        np.testing.assert_array_equal(p.ldr, q.ldr)
+    for p in a:
+        assert 0.04 <= synthesis.clip_fraction_of(p.hdr) <= 0.16  # METRICS.md: 5-15% clipped
+
+
+def test_equirect_view_reprojects_the_horizon():
+    pano = np.zeros((64, 128, 3), np.float32)
+    pano[31:33] = 1.0  # a bright horizon line
+    view = synthesis.equirect_view(pano, 0.0, 0.0, np.deg2rad(90), 32)
+    rows = view.mean(axis=(1, 2))
+    assert rows.argmax() in (15, 16) and rows.max() > 0.5 and rows[:8].max() == 0
+
+
+# --------------------------------------------------------------------------- losses and training
+def _batch(data_root, n=2, size=64, seed=0):
+    scenes = synthesis.load_scenes(data_root, "train")
+    rng = np.random.default_rng(seed)
+    items = [pair_to_tensors(synthesis.random_pair(scenes, size, rng)) for _ in range(n)]
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_each_stage_lowers_its_loss_on_a_fixed_batch(data_root, stage):
+    model = tiny_model(seed=0).train()  # perturbed away from identity, so every stage has work to do
+    batch = _batch(data_root)
+    opts = TrainOptions(stage=stage, runs=data_root / "runs", precision="fp32")
+    params = [p for p in model.parameters()]
+    optimizer = torch.optim.Adam(params, lr=2e-3)
+    first = None
+    for _ in range(40):
+        loss, _ = stage_loss(stage, model, batch, opts)
+        first = loss.item() if first is None else first
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    final, _ = stage_loss(stage, model, batch, opts)
+    assert final.item() < 0.9 * first
+
+
+def test_short_training_run_logs_checkpoints_and_resumes(data_root, tmp_path):
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY_CONFIG))
+    runs = tmp_path / "runs"
+    opts = TrainOptions(
+        stage="lin", runs=runs, data=data_root, steps=12, batch=4, crop=64, workers=0,
+        log_every=4, val_every=6, val_size=64, config=cfg, precision="fp32", lr=2e-3,
+    )
+    out = train(opts)
+    assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    losses = [r["lin"] for r in records if "lin" in r]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    assert sum("val" in r for r in records) == 2
+    # resuming continues the step count instead of starting over
+    opts.steps = 16
+    train(opts)
+    ck = torch.load(out / "last.pt", weights_only=False)
+    assert ck["step"] == 16
+
+
+def test_export_writes_fp16_weights_that_load_strictly(data_root, tmp_path):
+    from hdr_plugin.training.export import export_weights
+    from hdr_plugin.weights import load_model
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY_CONFIG))
+    runs = tmp_path / "runs"
+    train(TrainOptions(stage="hal", runs=runs, data=data_root, steps=2, batch=2, crop=64, workers=0,
+                       log_every=1, val_every=2, val_size=64, config=cfg, precision="fp32"))
+    info = export_weights(runs, tmp_path / "weights")
+    assert info.trained and info.manifest["dtype"] == "float16"
+    model, loaded = load_model(tmp_path / "weights")
+    assert loaded.sha256 == info.sha256
+    assert info.manifest["training"]["stages"]["hal"]["steps"] == 2
+    best = torch.load(runs / "hal" / "best.pt", weights_only=True)["model"]
+    w = "hal.out.weight"
+    torch.testing.assert_close(model.state_dict()[w], best[w].half().float())
