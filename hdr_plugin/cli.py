@@ -8,11 +8,13 @@ Heavy imports happen inside commands so ``--help`` and ``--version`` stay instan
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import json
 import logging
-import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -32,6 +34,7 @@ class Progress:
     def __init__(self, mode: str):
         self.mode = mode  # "bar" | "plain" | "json" | "none"
         self._tile_bar = None
+        self.position = (0, 1)  # (index, count) of the image in progress
         if mode == "bar":
             try:
                 import tqdm  # noqa: F401
@@ -52,7 +55,8 @@ class Progress:
     # the hook implementation the CLI registers while converting
     @hookimpl
     def hdr_progress(self, stage, done, total, context):
-        self.emit(event="progress", file=context.source, stage=stage, done=done, total=total)
+        index, count = self.position
+        self.emit(event="progress", file=context.source, stage=stage, done=done, total=total, index=index, count=count)
         if self.mode == "bar" and total > 1:
             from tqdm import tqdm
 
@@ -136,47 +140,64 @@ def _load_curve(path: str):
     return np.asarray(curve, dtype=np.float32).reshape(-1)
 
 
+def _jobs(args) -> tuple[list[tuple[Path, Path]], list[str], str]:
+    """``(input, output)`` pairs from the positional inputs and/or ``--pairs``, problems, format."""
+    inputs = list(args.inputs or [])
+    files, problems = expand_inputs(inputs, args.recursive) if inputs else ([], [])
+    suffix = Path(args.output).suffix.lower() if args.output else ""
+    fmt = args.format or (suffix.lstrip(".") if suffix in (".exr", ".hdr") else "exr")
+    many = len(files) > 1 or len(inputs) > 1 or any(Path(i).is_dir() for i in inputs)
+    if args.output and many and suffix in (".exr", ".hdr"):
+        problems.append(f"-o {args.output} names one file but there are {len(files)} inputs; give a folder")
+        files = []
+    jobs = [(src, output_path(src, rel, args.output, fmt, args.suffix, many)) for src, rel in files]
+    if args.pairs:
+        try:
+            listed = json.loads(Path(args.pairs).read_text())
+            jobs += [(Path(a), Path(b)) for a, b in listed]
+        except (OSError, ValueError, TypeError) as e:
+            problems.append(f"--pairs {args.pairs}: expected a JSON list of [input, output] pairs ({e})")
+    return jobs, problems, fmt
+
+
 def cmd_convert(args) -> int:
-    from .io import ImageReadError, read_ldr, write_image
+    from .io import ImageReadError, read_input, write_image
     from .pipeline import Cancelled
     from .plugins import register_plugin, unregister_plugin
 
     progress = Progress("json" if args.json else ("none" if args.quiet else "bar"))
-    files, problems = expand_inputs(args.inputs, args.recursive)
+    jobs, problems, fmt = _jobs(args)
     for p in problems:
         print(f"error: {p}", file=sys.stderr)
-    if not files:
+    if not jobs:
         print("error: nothing to convert", file=sys.stderr)
         return 2
-    many = len(files) > 1 or len(args.inputs) > 1 or any(Path(i).is_dir() for i in args.inputs)
-    if args.output and many and Path(args.output).suffix.lower() in (".exr", ".hdr"):
-        print(f"error: -o {args.output} names one file but there are {len(files)} inputs; give a folder", file=sys.stderr)
-        return 2
-    fmt = args.format or (Path(args.output).suffix.lower().lstrip(".") if args.output and Path(args.output).suffix.lower() in (".exr", ".hdr") else "exr")
     try:
         curve = _load_curve(args.curve) if args.curve else None
         engine = _engine_from_args(args)
     except Exception as e:  # device missing, weights corrupt: nothing can run
         print(f"error: {e}", file=sys.stderr)
+        progress.emit(event="error", message=str(e))
         return 2
     register_plugin(progress, name="hdr-plugin-cli-progress", pm=engine.plugin_manager)
     converted, skipped, failed = [], [], []
     t0 = time.perf_counter()
     try:
-        for src, rel in progress.images(files):
-            dst = output_path(src, rel, args.output, fmt, args.suffix, many)
+        progress.emit(event="start", count=len(jobs), device=str(engine.device), precision=engine.precision)
+        for index, (src, dst) in enumerate(progress.images(jobs)):
+            progress.position = (index, len(jobs))
             if dst.exists() and args.skip_existing:
                 skipped.append(src)
-                progress.emit(event="skipped", input=str(src), output=str(dst))
+                progress.emit(event="skipped", input=str(src), output=str(dst), index=index)
                 continue
             if dst.exists() and not args.overwrite:
                 failed.append((src, f"{dst} exists (use --overwrite or --skip-existing)"))
-                progress.emit(event="error", input=str(src), message=failed[-1][1])
+                progress.emit(event="error", input=str(src), message=failed[-1][1], index=index)
                 continue
             try:
                 if dst.resolve() == src.resolve():
                     raise ValueError("output would replace the input")
-                image = read_ldr(src)
+                image = read_input(src, args.input_encoding)
                 result = engine.reconstruct(image.rgb, exposure=args.exposure, curve=curve, source=str(src))
                 write_image(
                     dst,
@@ -186,22 +207,27 @@ def cmd_convert(args) -> int:
                     compression=args.compression,
                     overwrite=args.overwrite,
                     attributes=result.metadata if fmt == "exr" else None,
+                    premultiply=not image.alpha_associated,
                 )
-                converted.append((src, dst, result.timings.get("total", 0.0)))
-                progress.emit(event="done", input=str(src), output=str(dst), seconds=round(result.timings.get("total", 0.0), 3))
+                seconds = result.timings.get("total", 0.0)
+                converted.append((src, dst, seconds))
+                progress.emit(event="done", input=str(src), output=str(dst), index=index, seconds=round(seconds, 3))
                 if progress.mode in ("plain", "bar") and not args.quiet:
-                    print(f"{src} -> {dst} ({result.timings.get('total', 0.0):.1f} s)", file=sys.stderr)
+                    print(f"{src} -> {dst} ({seconds:.1f} s)", file=sys.stderr)
             except Cancelled:
                 raise
             except (ImageReadError, ValueError, OSError, RuntimeError) as e:
                 failed.append((src, str(e)))
-                progress.emit(event="error", input=str(src), message=str(e))
+                progress.emit(event="error", input=str(src), message=str(e), index=index)
                 print(f"error: {src}: {e}", file=sys.stderr)
             finally:
                 progress.close_tiles()
-    except (Cancelled, KeyboardInterrupt):
+    except (Cancelled, KeyboardInterrupt, BrokenPipeError):
         print("cancelled: the image in progress was not written", file=sys.stderr)
-        progress.emit(event="cancelled")
+        try:
+            progress.emit(event="cancelled")
+        except BrokenPipeError:
+            pass
         return 130
     finally:
         unregister_plugin(progress, pm=engine.plugin_manager)
@@ -218,7 +244,7 @@ def cmd_convert(args) -> int:
 def cmd_estimate_curve(args) -> int:
     import numpy as np
 
-    from .io import read_ldr
+    from .io import ImageReadError, read_input
 
     files, problems = expand_inputs(args.inputs, False)
     for p in problems:
@@ -226,8 +252,12 @@ def cmd_estimate_curve(args) -> int:
     if not files:
         return 2
     step = max(1, len(files) // args.max_frames) if args.max_frames else 1
-    frames = [read_ldr(f).rgb for f, _ in files[::step]]
-    engine = _engine_from_args(args)
+    try:
+        frames = [read_input(f, args.input_encoding).rgb for f, _ in files[::step]]
+        engine = _engine_from_args(args)
+    except (ImageReadError, RuntimeError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     curve = engine.shot_curve(frames)
     out = Path(args.output)
     if out.exists() and not args.overwrite:
@@ -338,7 +368,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     c = sub.add_parser("convert", help="convert 8/16-bit images to scene-linear OpenEXR or Radiance HDR")
-    c.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    c.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders or glob patterns")
+    c.add_argument("--pairs", help="JSON file with a list of [input, output] pairs (frame ranges from host adapters)")
+    c.add_argument(
+        "--input-encoding",
+        choices=["display", "linear"],
+        help="for float .exr/.hdr inputs: display-referred values in [0, 1], or scene-linear (sRGB-encoded first)",
+    )
     c.add_argument("-o", "--output", help="output file (one input) or folder (default: next to each input)")
     c.add_argument("-r", "--recursive", action="store_true", help="descend into subfolders")
     c.add_argument("--format", choices=["exr", "hdr"], help="output format (default: from -o, else exr)")
@@ -360,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("inputs", nargs="+", metavar="INPUT")
     e.add_argument("-o", "--output", required=True, help="curve file to write (.npy, or text)")
     e.add_argument("--max-frames", type=int, default=8, help="use at most this many evenly spaced frames")
+    e.add_argument("--input-encoding", choices=["display", "linear"], help="for float .exr/.hdr frames (see convert)")
     e.add_argument("--overwrite", action="store_true")
     add_engine_options(e)
     e.set_defaults(func=cmd_estimate_curve)
@@ -393,6 +430,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _terminate_gracefully():
+    """Turn SIGTERM (how host adapters cancel us) into KeyboardInterrupt while a command
+    runs, so cleanup happens: the file in progress is discarded, nothing partial is left."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -401,7 +456,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with _terminate_gracefully():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

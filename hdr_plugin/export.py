@@ -38,11 +38,11 @@ from typing import List, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .crf import apply_curve
-from .model import HDRModel
+from .model import HDRModel, downscale_longest_side
+from .tiling import pad_to_multiple
 
 EXTRA_FILE = "hdr_plugin.json"
 KNOBS = {
@@ -58,49 +58,6 @@ def srgb_oetf(x: torch.Tensor) -> torch.Tensor:
     low = x * 12.92
     high = 1.055 * torch.clamp(x, min=0.0031308) ** (1.0 / 2.4) - 0.055
     return torch.where(x <= 0.0031308, low, high)
-
-
-def reflect_pad(x: torch.Tensor, multiple: int) -> Tuple[torch.Tensor, int, int]:
-    """Bottom/right reflect padding to multiples of ``multiple``, as
-    :func:`hdr_plugin.tiling.pad_to_multiple` (repeated reflection for tiny inputs)."""
-    h = x.shape[-2]
-    w = x.shape[-1]
-    ph = (multiple - h % multiple) % multiple
-    pw = (multiple - w % multiple) % multiple
-    while ph > 0 or pw > 0:
-        step_h = min(ph, x.shape[-2] - 1)
-        step_w = min(pw, x.shape[-1] - 1)
-        if step_h == 0 and step_w == 0:
-            x = F.pad(x, [0, pw, 0, ph], mode="replicate")
-            break
-        x = F.pad(x, [0, step_w, 0, step_h], mode="reflect")
-        ph = ph - step_h
-        pw = pw - step_w
-    return x, h, w
-
-
-def _round_half_even(v: float) -> int:
-    """Python's ``round(v)`` (banker's rounding), spelled out so TorchScript matches it."""
-    r = int(v // 1.0)
-    diff = v - float(r)
-    if diff > 0.5:
-        return r + 1
-    if diff == 0.5:
-        return r + (r % 2)
-    return r
-
-
-def downscale_longest_side(image: torch.Tensor, size: int) -> torch.Tensor:
-    """Area-downscale so the longest side is at most ``size``, as
-    :func:`hdr_plugin.model.downscale_longest_side` (never upscales)."""
-    h = image.shape[-2]
-    w = image.shape[-1]
-    scale = float(size) / float(max(h, w))
-    if scale >= 1.0:
-        return image
-    nh = max(1, _round_half_even(float(h) * scale))
-    nw = max(1, _round_half_even(float(w) * scale))
-    return F.interpolate(image.float(), size=[nh, nw], mode="area")
 
 
 # --------------------------------------------------------------------------- the module
@@ -133,10 +90,10 @@ class NukeHDR(nn.Module):
             x = srgb_oetf(x)
         x = torch.clamp(x, 0.0, 1.0)
 
-        padded, h, w = reflect_pad(x, self.multiple)
+        padded, (h, w) = pad_to_multiple(x, self.multiple)
         deq = self.deq(padded)[:, :, :h, :w]
         curve = self.lin(downscale_longest_side(deq, self.curve_size))
-        deq_padded, h, w = reflect_pad(deq, self.multiple)
+        deq_padded, (h, w) = pad_to_multiple(deq, self.multiple)
         linear = apply_curve(deq_padded, curve)
         hallucinated = self.hal(linear)
         hdr = self.ref(hallucinated, linear, deq_padded)[:, :, :h, :w].float()
@@ -305,6 +262,4 @@ __all__: List[str] = [
     "self_check",
     "export_torchscript_cli",
     "srgb_oetf",
-    "reflect_pad",
-    "downscale_longest_side",
 ]

@@ -34,12 +34,17 @@ class ImageReadError(ValueError):
 
 @dataclass
 class LDRImage:
-    """A decoded display-referred image: ``rgb`` float32 (H, W, 3) in [0, 1], optional ``alpha`` (H, W)."""
+    """A decoded display-referred image: ``rgb`` float32 (H, W, 3) in [0, 1], optional ``alpha`` (H, W).
+
+    ``alpha_associated`` says whether ``rgb`` is already multiplied by alpha (EXR inputs)
+    or straight (PNG, TIFF, WebP).
+    """
 
     rgb: np.ndarray
     alpha: np.ndarray | None
     bit_depth: int
     path: Path | None = None
+    alpha_associated: bool = False
 
 
 def _cv2():
@@ -169,6 +174,42 @@ def _umask() -> int:
     return mask
 
 
+INPUT_ENCODINGS = ("display", "linear")
+
+
+def read_input(path: str | os.PathLike, encoding: str | None = None) -> LDRImage:
+    """Read any supported input as display-referred RGB [0, 1] for the engine.
+
+    8/16-bit files go through :func:`read_ldr`.  Float files (``.exr``, ``.hdr``, e.g.
+    frames rendered by a host) need ``encoding``: ``"display"`` when they hold
+    display-referred values (clamped to [0, 1]), ``"linear"`` when they hold scene-linear
+    Rec.709 values (sRGB-encoded first; what lies above 1.0 is clipped, as a camera would).
+    NaN becomes 0.  An EXR ``A`` channel is returned as associated alpha.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in HDR_EXTENSIONS:
+        return read_ldr(path)
+    if encoding not in INPUT_ENCODINGS:
+        raise ImageReadError(
+            f"{path} holds float data: say how it is encoded with --input-encoding display "
+            "(display-referred values in [0, 1]) or --input-encoding linear (scene-linear, sRGB-encoded first)"
+        )
+    rgb = np.nan_to_num(read_hdr(path), nan=0.0, posinf=1.0, neginf=0.0)
+    if encoding == "linear":
+        from .color import linear_to_srgb
+
+        rgb = linear_to_srgb(np.maximum(rgb, 0.0))
+    alpha = None
+    if path.suffix.lower() == ".exr":
+        import OpenEXR
+
+        with OpenEXR.File(str(path), separate_channels=True) as f:
+            channels = f.parts[0].channels
+            if "A" in channels:
+                alpha = np.ascontiguousarray(channels["A"].pixels.astype(np.float32))
+    return LDRImage(np.clip(rgb, 0.0, 1.0).astype(np.float32), alpha, 32, path, alpha_associated=True)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only on success.
@@ -271,9 +312,6 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | No
     suffix = Path(path).suffix.lower()
     if suffix == ".exr":
         return write_exr(path, rgb, alpha, **options)
-    if suffix == ".hdr":
-        options.pop("half", None)
-        options.pop("compression", None)
-        options.pop("attributes", None)
-        return write_hdr(path, rgb, **options)
+    if suffix == ".hdr":  # RGBE: no alpha, no header attributes, one precision
+        return write_hdr(path, rgb, overwrite=options.get("overwrite", False))
     raise ValueError(f"unsupported output extension {suffix!r}: use .exr or .hdr")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -94,14 +95,18 @@ def seeded_random_model(config: ModelConfig | None = None, seed: int = 0) -> HDR
 
 
 def downscale_longest_side(image: torch.Tensor, size: int) -> torch.Tensor:
-    """Area-downscale ``(N, C, H, W)`` so its longest side is at most ``size`` (never upscales)."""
-    h, w = image.shape[-2:]
-    scale = size / max(h, w)
+    """Area-downscale ``(N, C, H, W)`` so its longest side is at most ``size`` (never upscales).
+
+    Scriptable (the TorchScript export uses it too).
+    """
+    h = image.shape[-2]
+    w = image.shape[-1]
+    scale = float(size) / float(max(h, w))
     if scale >= 1.0:
         return image
-    return torch.nn.functional.interpolate(
-        image.float(), size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="area"
-    )
+    new_h = max(1, int(math.floor(h * scale + 0.5)))
+    new_w = max(1, int(math.floor(w * scale + 0.5)))
+    return torch.nn.functional.interpolate(image.float(), size=[new_h, new_w], mode="area")
 
 
 def estimate_curve(model: HDRModel, image: torch.Tensor, snap: bool = True) -> torch.Tensor:

@@ -322,3 +322,110 @@ def test_pip_install_into_fresh_venv_then_convert_from_elsewhere(tmp_path, sampl
     check = "from hdr_plugin import crf; print(len(crf.dorf_split()[1]), crf.emor_basis()[1].shape)"
     out = subprocess.run([str(py), "-c", check], env=env, cwd=workdir, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["10", "(25,", "1024)"]
+
+
+# --------------------------------------------------------------------------- host adapters: float inputs, --pairs, cancelling
+def _float_exr(path, rgb, alpha=None):
+    """A 32-bit float EXR as a host renders it (NaN, negatives and values above 1 allowed)."""
+    channels = {c: np.ascontiguousarray(rgb[..., i], dtype=np.float32) for i, c in enumerate("RGB")}
+    if alpha is not None:
+        channels["A"] = np.ascontiguousarray(alpha, dtype=np.float32)
+    with OpenEXR.File({"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}, channels) as f:
+        f.write(str(path))
+    return path
+
+
+@pytest.fixture
+def float_frame(rng):
+    rgb = (rng.random((32, 40, 3)) * 2.4 - 0.2).astype(np.float32)  # negatives and values above 1
+    rgb[3, 5] = np.nan
+    return rgb
+
+
+@pytest.mark.parametrize("encoding", ["display", "linear"])
+def test_float_exr_input_encoding(tmp_path, float_frame, engine, encoding):
+    from hdr_plugin.color import linear_to_srgb
+
+    src = _float_exr(tmp_path / "in.exr", float_frame)
+    assert run("convert", src, "-o", tmp_path / "out.exr", "--input-encoding", encoding, "--float", "--device", "cpu", "--precision", "fp32", "--tile", "0", "-q") == 0
+    x = np.nan_to_num(float_frame, nan=0.0)
+    if encoding == "linear":  # scene-linear: sRGB-encoded first
+        x = linear_to_srgb(np.maximum(x, 0.0))
+    want = engine.reconstruct(np.clip(x, 0.0, 1.0).astype(np.float32)).image
+    _, ch = _exr(tmp_path / "out.exr")
+    np.testing.assert_allclose(_rgb(ch), want, rtol=1e-5, atol=1e-6)
+
+
+def test_float_input_without_input_encoding_names_the_option(tmp_path, float_frame, capsys):
+    src = _float_exr(tmp_path / "in.exr", float_frame)
+    assert run("convert", src, "-o", tmp_path / "out.exr", "-q") == 1
+    err = capsys.readouterr().err
+    assert "--input-encoding display" in err and "--input-encoding linear" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.exr"]
+
+
+def test_exr_alpha_passes_through_and_rgb_is_not_multiplied_again(tmp_path, engine, rng):
+    alpha = np.tile(np.linspace(0.2, 1.0, 40, dtype=np.float32), (32, 1))
+    rgb = (rng.random((32, 40, 3)) * alpha[..., None]).astype(np.float32)  # associated, as hosts render it
+    src = _float_exr(tmp_path / "in.exr", rgb, alpha)
+    assert run("convert", src, "-o", tmp_path / "out.exr", "--input-encoding", "display", "--float", "-q") == 0
+    _, ch = _exr(tmp_path / "out.exr")
+    assert set(ch) == {"R", "G", "B", "A"}
+    np.testing.assert_array_equal(ch["A"], alpha)
+    np.testing.assert_allclose(_rgb(ch), engine.reconstruct(rgb).image, rtol=1e-5, atol=1e-6)
+
+
+def test_pairs_converts_exactly_the_listed_pairs(tree, tmp_path, engine, capsys):
+    out = tmp_path / "out"
+    pairs = [[str(tree / "a.png"), str(out / "x.exr")], [str(tree / "sub" / "c.png"), str(out / "deep" / "y.exr")]]
+    (tmp_path / "pairs.json").write_text(json.dumps(pairs))
+    assert run("convert", "--pairs", tmp_path / "pairs.json", "--json", "--float") == 0
+    assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} == {"x.exr", "deep/y.exr"}
+    assert not list(tree.rglob("*.exr"))  # b.jpg is not listed, and nothing lands beside the inputs
+    _, ch = _exr(out / "deep" / "y.exr")
+    np.testing.assert_allclose(_rgb(ch), _expected(engine, tree / "sub" / "c.png"), rtol=1e-5, atol=1e-6)
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert events[0]["event"] == "start" and events[0]["count"] == 2
+    assert [(e["index"], Path(e["output"]).name) for e in events if e["event"] == "done"] == [(0, "x.exr"), (1, "y.exr")]
+    assert {(e["index"], e["count"]) for e in events if e["event"] == "progress"} == {(0, 2), (1, 2)}
+    assert events[-1] == {"event": "summary", "converted": 2, "skipped": 0, "failed": 0}
+
+
+def test_pairs_and_usage_errors(tmp_path, capsys):
+    assert run("convert") == 2
+    assert "nothing to convert" in capsys.readouterr().err
+    (tmp_path / "bad.json").write_text(json.dumps([["only-an-input"]]))
+    assert run("convert", "--pairs", tmp_path / "bad.json") == 2
+    assert "expected a JSON list of [input, output] pairs" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        run("convert", tmp_path / "x.exr", "--input-encoding", "srgb")
+    assert e.value.code == 2 and "--input-encoding" in capsys.readouterr().err
+    (tmp_path / "pairs.json").write_text(json.dumps([[str(tmp_path / "none.exr"), str(tmp_path / "o.exr")]]))
+    assert run("convert", "--pairs", tmp_path / "pairs.json", "--input-encoding", "display", "--json") == 1
+    errors = [e for e in map(json.loads, capsys.readouterr().out.splitlines()) if e["event"] == "error"]
+    assert len(errors) == 1 and "none.exr" in errors[0]["message"] and errors[0]["index"] == 0
+    assert not (tmp_path / "o.exr").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_exits_130_without_output_or_temp_file(tmp_path, sample_path):
+    import signal
+
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), cv2.imread(str(sample_path))[:128, :128])  # 4 tiles of 64 px per stage: seconds of work
+    (tmp_path / "pairs.json").write_text(json.dumps([[str(src), str(tmp_path / "out" / "in.exr")]]))
+    cmd = [sys.executable, "-m", "hdr_plugin", "convert", "--pairs", str(tmp_path / "pairs.json"), "--json", "--float", "--overwrite", "--device", "cpu", "--tile", "64"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:  # the engine is loaded and working on the image
+            if json.loads(line)["event"] == "progress":
+                break
+        proc.send_signal(signal.SIGTERM)
+        rest, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert '"cancelled"' in rest and '"done"' not in rest and "not written" in err
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == ["in.png", "pairs.json"]

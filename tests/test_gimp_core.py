@@ -1,5 +1,6 @@
 """The GIMP plug-in's GIMP-free parts, in the project's Python: the minimal EXR codec, the
-engine routes (in-process and external runner), settings and the installer."""
+engine routes (in-process, and external through ``python -m hdr_plugin convert``), settings
+and the installer."""
 
 from __future__ import annotations
 
@@ -80,7 +81,11 @@ def test_in_process_route_matches_engine(small_display, engine):
     assert seen == sorted(seen) and seen[-1] >= 0.95
 
 
-def test_external_route_matches_engine_exactly(small_display, engine):
+def test_external_route_matches_engine_exactly(small_display, engine, tmp_path, monkeypatch):
+    # a stray hdr_plugin folder where GIMP runs must not shadow the installed engine
+    (tmp_path / "hdr_plugin").mkdir()
+    (tmp_path / "hdr_plugin" / "__main__.py").write_text("raise SystemExit('shadowed')\n")
+    monkeypatch.chdir(tmp_path)
     h, w = small_display.shape[:2]
     seen = []
     settings = core.Settings(exposure=0.5, device="cpu", precision="fp32", tile=0)
@@ -88,6 +93,25 @@ def test_external_route_matches_engine_exactly(small_display, engine):
     ref = engine.reconstruct(small_display).image * 2**0.5
     np.testing.assert_allclose(_np(out, h, w), ref, rtol=1e-6, atol=1e-7)
     assert any(t and "Restoring" in t for _, t in seen)
+    assert any(t and t.startswith("Engine on cpu") for _, t in seen)
+
+
+def test_external_route_command_is_the_engine_cli():
+    settings = core.Settings(exposure=-1.5, device="cuda", precision="bf16", tile=512, weights="w")
+    cmd = core.engine_command("/py", settings, "/tmp/pairs.json")
+    assert cmd[:6] == ["/py", "-m", "hdr_plugin", "convert", "--pairs", "/tmp/pairs.json"]
+    text = " ".join(cmd)
+    for flags in ("--input-encoding display", "--json", "--float", "--overwrite", "--compression none", "--exposure -1.5", "--tile 512"):
+        assert flags in text
+    assert cmd[-2:] == ["--weights", str(Path("w").resolve())]
+
+
+@pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="needs a Python without hdr_plugin")
+def test_external_route_without_the_engine_names_what_to_install():
+    px = array.array("f", [0.5] * 3)
+    with pytest.raises(core.EngineError, match="No module named hdr_plugin") as e:
+        core.run_external(px, 1, 1, core.Settings(device="cpu"), "/usr/bin/python3")
+    assert "pip install hdr-plugin" in str(e.value) and "Engine Python" in str(e.value)
 
 
 def test_route_selection(monkeypatch, tmp_path):
@@ -133,8 +157,9 @@ def test_installer_copies_plugin_folder_marks_it_executable_and_records_python(t
     folder = tmp_path / "hdr_plugin_gimp"
     main = folder / "hdr_plugin_gimp.py"
     assert main.is_file() and main.stat().st_mode & stat.S_IXUSR
-    for name in ("hdr_gimp_core.py", "hdr_gimp_exr.py", "hdr_exr_runner.py"):
+    for name in ("hdr_gimp_core.py", "hdr_gimp_exr.py"):
         assert (folder / name).is_file()
+    assert not (folder / "hdr_exr_runner.py").exists()  # the engine's own CLI does that job
     assert not list(folder.rglob("__pycache__"))
     settings = json.loads((folder / "hdr_plugin_gimp.json").read_text())
     assert settings["engine_python"] == sys.executable

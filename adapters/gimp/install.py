@@ -20,7 +20,8 @@ records which Python runs the engine, and prints where everything went.
   hdr-plugin and torch are installed there).  The choice is written to
   ``hdr_plugin_gimp.json`` in the installed folder and can be changed later in the
   filter's dialog ("Engine Python").  Unless ``--no-check``, the engine Python is asked
-  for its versions first, and the install stops (exit 1) if it cannot run the engine.
+  for its versions first (``python -m hdr_plugin info --json``), and the install stops
+  (exit 1) if it cannot run the engine.
 
 Exit status: 0 installed; 1 the engine Python cannot run the engine or the folder could
 not be written; 2 usage error.
@@ -42,7 +43,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PLUGIN = "hdr_plugin_gimp"
 SOURCE = HERE / PLUGIN
-FILES = ("hdr_plugin_gimp.py", "hdr_gimp_core.py", "hdr_gimp_exr.py", "hdr_exr_runner.py")
+FILES = ("hdr_plugin_gimp.py", "hdr_gimp_core.py", "hdr_gimp_exr.py")
 SETTINGS = "hdr_plugin_gimp.json"
 
 
@@ -75,18 +76,19 @@ def default_plugins_dir(system: str | None = None, env: dict | None = None, home
 
 
 def check_engine(python: str) -> tuple[bool, str]:
-    """Ask ``python`` to run the runner's ``--check``; returns (ok, message)."""
+    """Ask ``python`` for ``-m hdr_plugin info --json``; returns (ok, message)."""
     try:
-        r = subprocess.run([python, str(SOURCE / "hdr_exr_runner.py"), "--check"], capture_output=True, text=True, timeout=300)
+        r = subprocess.run([python, "-m", "hdr_plugin", "info", "--json"], capture_output=True, text=True, timeout=300, cwd=HERE)
     except (OSError, subprocess.TimeoutExpired) as e:
         return False, f"{python} could not be run: {e}"
-    events = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
-    info = next((e for e in events if e.get("event") == "check"), None)
-    if r.returncode == 0 and info:
-        gpu = "CUDA available" if info.get("cuda") else "no CUDA"
-        return True, f"hdr_plugin {info['hdr_plugin']}, torch {info['torch']} ({gpu})"
-    message = next((e.get("message") for e in events if e.get("event") == "error"), None) or r.stderr.strip()[-500:]
-    return False, message or f"exit status {r.returncode}"
+    try:
+        info = json.loads(r.stdout) if r.returncode == 0 else None
+    except ValueError:
+        info = None
+    if isinstance(info, dict) and "hdr_plugin" in info:
+        gpu = "CUDA available" if info.get("cuda_available") else "no CUDA"
+        return True, f"hdr_plugin {info['hdr_plugin']}, torch {info.get('torch')} ({gpu})"
+    return False, r.stderr.strip()[-500:] or f"exit status {r.returncode}"
 
 
 def _engine_python_default() -> str:
@@ -106,9 +108,8 @@ def install(dest: Path, python: str) -> Path:
     staging.mkdir()
     for name in FILES:
         shutil.copy2(SOURCE / name, staging / name)
-    for name in ("hdr_plugin_gimp.py", "hdr_exr_runner.py"):
-        p = staging / name
-        p.chmod(p.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    main = staging / "hdr_plugin_gimp.py"
+    main.chmod(main.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     (staging / SETTINGS).write_text(json.dumps({"engine_python": python}, indent=2) + "\n", encoding="utf-8")
     if target.exists():
         shutil.rmtree(target)

@@ -62,7 +62,7 @@ def export_weights(runs: Path, out: Path, data: Path | None = None, config: Mode
     config = config or ModelConfig(torch.load(first, map_location="cpu", weights_only=False)["config"])
     model = assemble_model(runs, config)
     summary = _stage_summary(runs)
-    info = save_weights(
+    save_weights(
         model,
         out,
         trained=True,

@@ -20,7 +20,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -211,7 +211,6 @@ def weighted_family_mean(rows: list[tuple[str, float]]) -> float:
 def validate(stage: str, model: HDRModel, pairs: list[Pair], opts: TrainOptions) -> dict[str, float]:
     """Stage-appropriate validation score (higher is better, key ``score``) and baseline."""
     model.eval()
-    srgb = torch.as_tensor(srgb_to_linear(crf.GRID), dtype=torch.float32)
     ours, base = [], []
     extra: dict[str, list[float]] = {}
     for p in pairs:

@@ -6,7 +6,7 @@ children, enumeration knobs that refuse unknown values (as Nuke's do), ``nuke.ex
 rendering a Write node, ``nuke.ProgressTask`` with a scriptable Cancel, ``nuke.message``
 and menus.  ``execute`` "renders" by writing the frames in ``FRAMES`` (scene-linear RGBA
 arrays) through the Group's Colorspace node to the Write's file pattern as float EXR,
-so the real engine runner can process them.
+so the real engine (``python -m hdr_plugin convert``) can process them.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ the system's GEGL through PyGObject and a stand-in for the ``Gimp`` module only:
 * :func:`write_linear` writes scene-linear ``"RGBA float"`` / ``"RGB float"`` into the
   new image's layer, which is FLOAT_LINEAR so values above 1 are stored as they are;
 * :func:`reconstruct_pixels` runs the engine in this process when ``hdr_plugin`` imports,
-  otherwise (or whenever an *engine Python* is configured) through ``hdr_exr_runner.py``
-  under that interpreter, exchanging uncompressed float OpenEXR files (never 8-bit PNG).
+  otherwise (or whenever an *engine Python* is configured) as ``python -m hdr_plugin
+  convert`` under that interpreter, exchanging uncompressed float OpenEXR files (never
+  8-bit PNG).
 
 Pixels are passed as ``array.array('f')`` of interleaved RGB rows, top row first, so the
 subprocess route needs neither numpy nor the OpenEXR package inside GIMP.
@@ -32,7 +33,6 @@ from typing import Callable, Optional
 import hdr_gimp_exr
 
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
-RUNNER = os.path.join(PLUGIN_DIR, "hdr_exr_runner.py")
 SETTINGS_FILE = os.path.join(PLUGIN_DIR, "hdr_plugin_gimp.json")
 ENV_PYTHON = "HDR_PLUGIN_PYTHON"
 
@@ -206,31 +206,36 @@ def run_in_process(rgb: array.array, width: int, height: int, settings: Settings
     return _floats(np.ascontiguousarray(hdr, dtype=np.float32).tobytes())
 
 
-def runner_command(python: str, settings: Settings, src: str, dst: str) -> list[str]:
-    cmd = [python, RUNNER, "--json", "--compression", "none", "--exposure", repr(float(settings.exposure))]
+def engine_command(python: str, settings: Settings, pairs_file: str) -> list[str]:
+    """The engine's own command line over ``pairs_file``: display-referred float EXRs in,
+    uncompressed 32-bit float EXRs out (what :mod:`hdr_gimp_exr` reads back)."""
+    cmd = [python, "-m", "hdr_plugin", "convert", "--pairs", pairs_file, "--input-encoding", "display"]
+    cmd += ["--json", "--float", "--overwrite", "--compression", "none", "--exposure", repr(float(settings.exposure))]
     cmd += ["--device", settings.device, "--precision", settings.precision, "--tile", str(int(settings.tile))]
-    if settings.weights:
-        cmd += ["--weights", settings.weights]
-    return cmd + [src, dst]
+    return cmd + (["--weights", os.path.abspath(settings.weights)] if settings.weights else [])
 
 
 def run_external(
     rgb: array.array, width: int, height: int, settings: Settings, python: str, progress: ProgressFn = _noop
 ) -> array.array:
-    """Run the engine as ``python hdr_exr_runner.py`` on float EXRs in a temporary folder."""
+    """Run the engine as ``python -m hdr_plugin convert`` on float EXRs in a temporary folder."""
     workdir = tempfile.mkdtemp(prefix="hdr_plugin_gimp_")
     try:
         src, dst = os.path.join(workdir, "input.exr"), os.path.join(workdir, "output.exr")
+        pairs_file = os.path.join(workdir, "pairs.json")
         hdr_gimp_exr.write_rgb(src, rgb, width, height)
+        with open(pairs_file, "w", encoding="utf-8") as f:
+            json.dump([[src, dst]], f)
         progress(0.02, "Starting the engine")
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
         try:
             proc = subprocess.Popen(
-                runner_command(python, settings, src, dst),
+                engine_command(python, settings, pairs_file),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 stdin=subprocess.DEVNULL,
                 text=True,
+                cwd=workdir,  # -m puts the working folder first on sys.path: keep stray folders out
                 creationflags=flags,
             )
         except OSError as e:

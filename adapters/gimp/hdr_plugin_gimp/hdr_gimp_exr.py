@@ -4,8 +4,8 @@ GIMP's Python usually has neither numpy nor the OpenEXR package, and GIMP 3 has 
 export procedure, so the plug-in exchanges float pixels with the external engine through
 the simplest valid OpenEXR files: single-part scanline images, ``NO_COMPRESSION``, 32-bit
 ``FLOAT`` channels.  The engine side reads and writes them with the real OpenEXR library
-(``hdr_plugin.io``; the runner is asked for ``--compression none``).  Values travel bit for
-bit: nothing is quantised, nothing converted.
+(``hdr_plugin.io``; ``hdr_plugin convert`` is asked for ``--float --compression none``).
+Values travel bit for bit: nothing is quantised, nothing converted.
 
 Pixels are passed as ``array.array('f')`` holding interleaved RGB rows, top row first.
 """

@@ -7,8 +7,8 @@ refinement) and opens it as a new 32-bit float linear image, alpha kept, so valu
 1.0 survive.  The source image is not modified.
 
 The engine runs in GIMP's own Python when ``hdr_plugin`` imports there; otherwise (or
-when an *Engine Python* is set) it runs as a subprocess of that interpreter, exchanging
-float OpenEXR files.  Install: ``python adapters/gimp/install.py`` (see README.md).
+when an *Engine Python* is set) it runs as ``python -m hdr_plugin convert`` under that
+interpreter, exchanging float OpenEXR files.  Install: ``python adapters/gimp/install.py`` (see README.md).
 The pixel and engine logic lives in ``hdr_gimp_core.py`` beside this file.
 """
 

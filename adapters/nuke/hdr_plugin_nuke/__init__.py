@@ -10,10 +10,10 @@ and its **Reconstruct HDR** button runs :func:`reconstruct`:
 1. renders the Group's input over the frame range to display-referred float EXRs with
    ``nuke.execute`` on the inner Write;
 2. runs the engine *outside* Nuke (``engine Python`` knob or ``$HDR_PLUGIN_PYTHON``: an
-   interpreter with ``hdr-plugin`` installed) with ``hdr_exr_runner.py`` over all the
-   frames, under a ``nuke.ProgressTask``; *Cancel* terminates the engine process and
-   nothing of that run is kept (results are staged and moved into place only when every
-   frame succeeded);
+   interpreter with ``hdr-plugin`` installed) as ``python -m hdr_plugin convert --pairs``
+   over all the frames, under a ``nuke.ProgressTask``; *Cancel* terminates the engine
+   process and nothing of that run is kept (results are staged and moved into place only
+   when every frame succeeded);
 3. points the inner Read at the scene-linear results (raw, no colour conversion) and
    reloads it.
 
@@ -34,8 +34,6 @@ import threading
 
 __version__ = "0.1.0"
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-RUNNER = os.path.join(HERE, "hdr_exr_runner.py")
 ENV_PYTHON = "HDR_PLUGIN_PYTHON"
 ENV_CACHE = "HDR_PLUGIN_NUKE_CACHE"
 MARKER = "hdr_plugin_nuke"
@@ -151,26 +149,16 @@ def _knob(node, name, default=None):
 
 def _paths(node, cache_dir: str):
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", node.name())
-    base = os.path.join(cache_dir, safe)
+    base = os.path.join(os.path.abspath(cache_dir), safe)  # absolute: the engine runs in another folder
     return base, os.path.join(base, "input"), os.path.join(base, "hdr"), safe
 
 
-def runner_command(python: str, node, pairs_file: str) -> list:
-    return [
-        python,
-        RUNNER,
-        "--json",
-        "--exposure",
-        repr(float(_knob(node, "exposure", 0.0))),
-        "--device",
-        str(_knob(node, "device", "auto")),
-        "--precision",
-        str(_knob(node, "precision", "auto")),
-        "--tile",
-        str(int(_knob(node, "tile", 1024))),
-        "--list",
-        pairs_file,
-    ]
+def engine_command(python: str, node, pairs_file: str) -> list:
+    """The engine's own command line over ``pairs_file``: display-referred float EXRs in
+    (alpha passes through), 32-bit float scene-linear EXRs out, JSON lines on stdout."""
+    cmd = [python, "-m", "hdr_plugin", "convert", "--pairs", pairs_file, "--input-encoding", "display", "--json", "--float", "--overwrite"]
+    cmd += ["--exposure", repr(float(_knob(node, "exposure", 0.0))), "--device", str(_knob(node, "device", "auto"))]
+    return cmd + ["--precision", str(_knob(node, "precision", "auto")), "--tile", str(int(_knob(node, "tile", 1024)))]
 
 
 def _pump(stream, q):
@@ -226,7 +214,7 @@ def reconstruct(node) -> bool:
             json.dump(pairs, fh)
 
         # 2. the engine, outside Nuke, under a cancellable progress task
-        ok, detail = _run_engine(nuke, runner_command(python, node, pairs_file), frames)
+        ok, detail = _run_engine(nuke, engine_command(python, node, pairs_file), frames, cwd=stage)
         if not ok:
             if detail == "cancelled":
                 node["status"].setValue("cancelled: previous results kept")
@@ -250,14 +238,17 @@ def reconstruct(node) -> bool:
     return True
 
 
-def _run_engine(nuke, cmd: list, frames: list) -> tuple:
-    """Run the runner; returns (True, "") or (False, "cancelled" | error text)."""
+def _run_engine(nuke, cmd: list, frames: list, cwd: str | None = None) -> tuple:
+    """Run the engine command; returns (True, "") or (False, "cancelled" | error text).
+
+    ``cwd``: where it runs (``python -m`` puts that folder first on ``sys.path``, so a stray
+    ``hdr_plugin`` folder in Nuke's working folder cannot shadow the installed engine)."""
     task = nuke.ProgressTask("HDR Reconstruct")
     task.setMessage("starting the engine")
     flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
     try:
         proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, creationflags=flags
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=cwd, creationflags=flags
         )
     except OSError as e:
         del task
@@ -330,4 +321,4 @@ def export_torchscript(path: str | None = None, python: str | None = None) -> bo
     return r.returncode == 0
 
 
-__all__ = ["create_node", "reconstruct", "export_torchscript", "runner_command"]
+__all__ = ["create_node", "reconstruct", "export_torchscript", "engine_command"]
