@@ -217,3 +217,23 @@ def test_export_writes_fp16_weights_that_load_strictly(data_root, tmp_path):
     best = torch.load(runs / "hal" / "best.pt", weights_only=True)["model"]
     w = "hal.out.weight"
     torch.testing.assert_close(model.state_dict()[w], best[w].half().float())
+
+
+def test_log_mse_is_minus_mean_psnr():
+    from hdr_plugin.training.losses import log_mse
+
+    target = torch.zeros(2, 3, 4, 4)
+    pred = torch.stack([torch.full((3, 4, 4), 0.1), torch.full((3, 4, 4), 0.01)])
+    psnr = torch.tensor([20.0, 40.0])  # per image, peak 1
+    expected = -(psnr / 10 * np.log(10)).mean()
+    torch.testing.assert_close(log_mse(pred, target, floor_db=200.0), expected, atol=1e-4, rtol=0)
+
+
+def test_snap_threshold_calibration_picks_the_best_table_entry(data_root):
+    from hdr_plugin.training.calibrate import THRESHOLDS, calibrate_snap_threshold
+
+    model = tiny_model(seed=1)
+    best, table = calibrate_snap_threshold(model, synthesis.load_scenes(data_root, "train"), size=64)
+    assert set(table) == {float(t) for t in THRESHOLDS}
+    assert table[best] == max(table.values())
+    assert all(np.isfinite(v) for v in table.values())

@@ -74,9 +74,14 @@ class DequantizationNet(nn.Module):
     def __init__(self, widths: List[int]):
         super().__init__()
         self.unet = UNet(3, 3, widths)
+        with torch.no_grad():  # the input arrives in code values (see forward): rescale the first conv
+            self.unet.head[0].weight.mul_(1.0 / 128.0)
 
     def forward(self, ldr: torch.Tensor) -> torch.Tensor:
-        residual = self.unet(ldr)
+        # The network sees 8-bit code values centred on 0 (k - 128): integers, exact in
+        # bf16/fp16.  Values in [0, 1] are not: near 1 the bf16 spacing is 1/256, which
+        # would blur the very one-code steps this network has to estimate.
+        residual = self.unet(ldr.float() * 255.0 - 128.0)
         return (ldr.float() + residual.float()).clamp(0.0, 1.0)
 
 

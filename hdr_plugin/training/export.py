@@ -55,13 +55,26 @@ def precision_agreement(weights: Path, precision: str = "bf16", device: str = "c
 
 
 def export_weights(runs: Path, out: Path, data: Path | None = None, config: ModelConfig | None = None) -> WeightsInfo:
-    """Write fp16 safetensors + manifest for the best weights of each trained stage."""
+    """Write fp16 safetensors + manifest for the best weights of each trained stage.
+
+    With ``data`` (the training data folder), Linearization-Net's sRGB snap threshold is
+    first calibrated on fresh views of the training scenes (see ``calibrate.py``).
+    """
     first = next((stage_dir(runs, s) / "last.pt" for s in STAGES if (stage_dir(runs, s) / "last.pt").is_file()), None)
     if first is None:
         raise FileNotFoundError(f"no training runs under {runs}")
     config = config or ModelConfig(torch.load(first, map_location="cpu", weights_only=False)["config"])
     model = assemble_model(runs, config)
     summary = _stage_summary(runs)
+    calibration = None
+    if data is not None and model.lin.srgb_head:
+        from .calibrate import calibrate_snap_threshold
+        from .synthesis import load_scenes
+
+        threshold, table = calibrate_snap_threshold(model, load_scenes(data, "train"))
+        model.lin.snap_threshold = threshold
+        model.config.raw["linearization"]["snap_threshold"] = threshold
+        calibration = {"snap_threshold": threshold, "calibration_pu21_by_threshold": {str(k): round(v, 3) for k, v in table.items()}}
     save_weights(
         model,
         out,
@@ -71,6 +84,7 @@ def export_weights(runs: Path, out: Path, data: Path | None = None, config: Mode
                 "stages": summary,
                 "data": "real HDR scenes with CC0 or BSD licences (see hdr_plugin/training/splits.yaml)",
                 "hardware": f"{platform.machine()} CPU, {torch.get_num_threads()} threads, torch {torch.__version__}",
+                "calibration": calibration,
             }
         },
     )

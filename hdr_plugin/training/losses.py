@@ -28,18 +28,26 @@ def pu21_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (a - b).abs().mean() / PU21_PEAK
 
 
-def pu21_log_mse(pred: torch.Tensor, target: torch.Tensor, floor_db: float = 60.0) -> torch.Tensor:
-    """Mean over images of ``log(MSE)`` in the PU21 domain, i.e. minus the mean PU21-PSNR / 4.34.
+def log_mse(pred: torch.Tensor, target: torch.Tensor, floor_db: float) -> torch.Tensor:
+    """Mean over images of ``log(MSE_i + floor)``: minus the mean PSNR over images, / 4.34.
 
-    Averaging PSNR over images rewards getting some images exactly right (an sRGB image
-    given exactly the sRGB curve) far more than a per-pixel L2 does, so this term pulls a
-    curve regressor toward the likely answer instead of the average of ambiguous ones.
-    ``floor_db`` caps the reward for near-perfect images so gradients stay bounded.
+    Mean PSNR weighs every image's *relative* error equally, where a plain L2 lets the
+    worst images (JPEG blocks, ambiguous curves) dominate the gradient; ``floor_db`` caps
+    the reward for near-perfect images so gradients stay bounded.
+    """
+    mse = (pred.float() - target.float()).pow(2).flatten(1).mean(dim=1)
+    return torch.log(mse + 10.0 ** (-floor_db / 10.0)).mean()
+
+
+def pu21_log_mse(pred: torch.Tensor, target: torch.Tensor, floor_db: float = 60.0) -> torch.Tensor:
+    """:func:`log_mse` in the PU21 domain (the metric's space), clip level at 100 cd/m^2.
+
+    For curve estimation it pulls the regressor toward the likely answer (an sRGB image
+    given exactly the sRGB curve) instead of the average of ambiguous ones.
     """
     a = pu21_encode(CLIP_LUMINANCE * pred.float().clamp_min(0.0)) / PU21_PEAK
     b = pu21_encode(CLIP_LUMINANCE * target.float().clamp_min(0.0)) / PU21_PEAK
-    mse = (a - b).pow(2).flatten(1).mean(dim=1)
-    return torch.log(mse + 10.0 ** (-floor_db / 10.0)).mean()
+    return log_mse(a, b, floor_db)
 
 
 def compress(y: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 Stages (each its own resumable run under ``<runs>/<stage>/``):
 
-* ``deq``   - Dequantization-Net, L2 to the un-quantized camera output;
+* ``deq``   - Dequantization-Net, L2 to the un-quantized camera output plus a per-image
+  log-MSE so clean 8-bit images count as much as JPEG-damaged ones;
 * ``lin``   - Linearization-Net, 10 x L2 on the linear image + 1 x L2 on the inverse curve,
   plus metric-aligned terms (PU21 L1, per-image log-MSE) and the sRGB-confidence BCE;
 * ``hal``   - Hallucination-Net on the true clipped linear image, L2 in the PU21 domain;
@@ -147,8 +148,9 @@ def stage_loss(stage: str, model: HDRModel, batch: dict[str, torch.Tensor], opts
     if stage == "deq":
         with _autocast(opts):
             out = model.deq(ldr)
-        loss = F.mse_loss(out, encoded)
-        return loss, {"l2": loss.item()}
+        l2 = F.mse_loss(out, encoded)
+        l_psnr = losses.log_mse(out, encoded, floor_db=70.0)
+        return l2 + 1e-4 * l_psnr, {"l2": l2.item(), "log_mse": l_psnr.item()}
     if stage == "lin":
         with _autocast(opts):
             params = model.lin.predict_parameters(downscale_longest_side(ldr, model.config.linearization_input_size))
