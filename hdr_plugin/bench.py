@@ -135,6 +135,13 @@ def run_bench(args) -> int:
         "peak_memory_mib": {"fp32": m_fp32 / 2**20, chosen: m_low / 2**20},
         "agreement_pu21_db": agreement,
     }
+    if getattr(args, "record", False) and chosen != "fp32" and engine.weights_info is not None:
+        from .devices import precision_key
+        from .weights import update_manifest
+
+        key = precision_key(engine.device, chosen)
+        update_manifest(engine.weights_info.path.parent, precision_checks={key: round(float(agreement), 2)})
+        report["recorded"] = key
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -146,6 +153,8 @@ def run_bench(args) -> int:
     print(f"{'peak memory':<12} {m_fp32 / 2**20:>9.0f}M {m_low / 2**20:>10.0f}M")
     if chosen != "fp32":
         print(f"{chosen} vs fp32 output agreement: {agreement:.1f} dB PU21-PSNR")
+    if "recorded" in report:
+        print(f"recorded as precision_checks.{report['recorded']} in the weights manifest (precision=auto uses it)")
     return 0
 
 

@@ -410,6 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--size", default="1920x1080", help="WIDTHxHEIGHT (default 1920x1080)")
     b.add_argument("--repeat", type=int, default=2, help="timed runs per precision (best is reported)")
     b.add_argument("--json", action="store_true")
+    b.add_argument(
+        "--record",
+        action="store_true",
+        help="write the measured agreement into the weights manifest, so precision=auto may use this mode on this device type",
+    )
     add_engine_options(b)
     b.set_defaults(func=cmd_bench)
 

@@ -133,3 +133,15 @@ def test_bundled_sample_is_the_camera_simulation_of_its_ground_truth(sample_rgb)
     clipped = sample_rgb.max(axis=2) >= 1.0
     assert 0.03 < clipped.mean() < 0.12
     assert gt.max(axis=2)[clipped].mean() > 2.0  # the clipped pixels hide real radiance
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine (run tools/gpu_check.sh where there is one)")
+def test_cuda_engine_matches_cpu_and_tiles(tiny_weights, sample_path):
+    from hdr_plugin.evaluation.metrics import pu21_psnr
+
+    rgb = read_ldr(sample_path).rgb
+    cpu = Engine(tiny_weights, device="cpu", precision="fp32", tile=0).reconstruct(rgb).image
+    gpu = Engine(tiny_weights, device="cuda", precision="fp32", tile=0).reconstruct(rgb).image
+    tiled = Engine(tiny_weights, device="cuda", precision="fp32", tile=256).reconstruct(rgb).image
+    assert pu21_psnr(gpu, cpu) >= 60.0
+    assert pu21_psnr(tiled, gpu) >= 50.0
