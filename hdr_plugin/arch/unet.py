@@ -64,25 +64,40 @@ class UNet(nn.Module):
         return torch.tanh(self.tail(x))
 
 
+RESIDUAL_CODES = 8.0
+
+
+def _local_contrast(codes: torch.Tensor, size: int) -> torch.Tensor:
+    """Box-filtered ``codes`` minus ``codes``: where a pixel sits against its neighbourhood."""
+    r = size // 2
+    return F.avg_pool2d(F.pad(codes, (r, r, r, r), mode="replicate"), size, stride=1) - codes
+
+
 class DequantizationNet(nn.Module):
     """Removes 8-bit quantization and compression noise from a display-referred image.
 
-    Input and output: ``(N, 3, H, W)`` display-encoded values in [0, 1].  The residual is
-    added in float32 (it is about one 8-bit step), whatever precision the U-Net ran in.
+    Input and output: ``(N, 3, H, W)`` display-encoded values in [0, 1].  The U-Net works in
+    8-bit code units: its input is the image as codes (centred, scaled to [-1, 1]) plus two
+    hand-made local-contrast maps (3x3 and 7x7 box mean minus the pixel, in codes), and its
+    tanh output is scaled to at most ``RESIDUAL_CODES`` codes.  Why: the residual to
+    estimate is a fraction of one code; expressed in [0, 1] units it is ~0.001, which
+    neither bf16 inputs (spacing 1/256 near 1) nor Adam's fixed step size can resolve, and
+    without the contrast maps a randomly initialised U-Net finds no gradient toward it
+    (measured: 0.0 dB gain after 300 steps, against 9 dB with them on smooth test images).
+    The residual is added in float32.
     """
 
     def __init__(self, widths: List[int]):
         super().__init__()
-        self.unet = UNet(3, 3, widths)
-        with torch.no_grad():  # the input arrives in code values (see forward): rescale the first conv
-            self.unet.head[0].weight.mul_(1.0 / 128.0)
+        self.unet = UNet(9, 3, widths)
+        self.residual_codes = RESIDUAL_CODES
 
     def forward(self, ldr: torch.Tensor) -> torch.Tensor:
-        # The network sees 8-bit code values centred on 0 (k - 128): integers, exact in
-        # bf16/fp16.  Values in [0, 1] are not: near 1 the bf16 spacing is 1/256, which
-        # would blur the very one-code steps this network has to estimate.
-        residual = self.unet(ldr.float() * 255.0 - 128.0)
-        return (ldr.float() + residual.float()).clamp(0.0, 1.0)
+        x = ldr.float()
+        codes = x * 255.0
+        features = torch.cat([(codes - 128.0) / 128.0, _local_contrast(codes, 3), _local_contrast(codes, 7)], dim=1)
+        residual = self.unet(features).float() * (self.residual_codes / 255.0)
+        return (x + residual).clamp(0.0, 1.0)
 
 
 def compress_hdr(x: torch.Tensor) -> torch.Tensor:

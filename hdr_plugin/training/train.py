@@ -85,8 +85,9 @@ def pair_to_tensors(p: Pair) -> dict[str, torch.Tensor]:
 class PairStream(IterableDataset):
     """Endless stream of random training pairs; each worker has its own seeded generator."""
 
-    def __init__(self, data: Path, crop: int, seed: int, scene_limit: int | None = None):
+    def __init__(self, data: Path, crop: int, seed: int, scene_limit: int | None = None, options: SynthesisOptions | None = None):
         self.data, self.crop, self.seed, self.scene_limit = data, crop, seed, scene_limit
+        self.options = options or SynthesisOptions()
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -95,9 +96,15 @@ class PairStream(IterableDataset):
             torch.set_num_threads(1)  # synthesis is numpy; leave the cores to the training step
         scenes = load_scenes(self.data, "train", self.scene_limit)
         rng = np.random.default_rng([self.seed, wid])
-        options = SynthesisOptions()
+        options = self.options
         while True:
             yield pair_to_tensors(random_pair(scenes, self.crop, rng, options))
+
+
+#: Stage-specific camera simulation.  Dequantization is learnt where it is possible, in
+#: clean images: under sensor noise larger than one code value the quantization residual
+#: is unpredictable, and mostly-noisy targets teach the network to output nothing.
+STAGE_SYNTHESIS = {"deq": SynthesisOptions(noise_probability=0.2)}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -289,7 +296,7 @@ def train(opts: TrainOptions) -> Path:
 
     val_scenes = load_scenes(opts.data, "val")
     val_set = validation_pairs(val_scenes, size=opts.val_size, views_per_scene=opts.val_views, seed=7)
-    stream = PairStream(opts.data, opts.crop, seed=opts.seed * 100003 + step, scene_limit=opts.scene_limit)
+    stream = PairStream(opts.data, opts.crop, seed=opts.seed * 100003 + step, scene_limit=opts.scene_limit, options=STAGE_SYNTHESIS.get(opts.stage))
     loader = DataLoader(stream, batch_size=batch_size, num_workers=opts.workers, persistent_workers=opts.workers > 0)
 
     def lr_at(s: int) -> float:
