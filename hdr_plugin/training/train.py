@@ -142,11 +142,16 @@ def assemble_model(runs: Path, config: ModelConfig, init: Path | None = None, up
             break
         best = stage_dir(runs, stage) / "best.pt"
         if best.is_file():
-            state = torch.load(best, map_location="cpu", weights_only=True)["model"]
-            for name in STAGE_MODULES[stage]:
-                sub = {k[len(name) + 1 :]: v for k, v in state.items() if k.startswith(name + ".")}
-                getattr(model, name).load_state_dict(sub)
+            load_stage_modules(model, torch.load(best, map_location="cpu", weights_only=True)["model"], stage)
     return model
+
+
+def load_stage_modules(model: HDRModel, state: dict[str, torch.Tensor], stage: str) -> None:
+    """Load only the networks ``stage`` trains from a whole-model state dict (strictly), so a
+    checkpoint stays usable after another stage's architecture changed."""
+    for name in STAGE_MODULES[stage]:
+        sub = {k[len(name) + 1 :]: v for k, v in state.items() if k.startswith(name + ".")}
+        getattr(model, name).load_state_dict(sub)
 
 
 # --------------------------------------------------------------------------- losses per stage
@@ -276,8 +281,9 @@ def train(opts: TrainOptions) -> Path:
     if last.is_file():
         ckpt = torch.load(last, map_location="cpu", weights_only=False)
         config = ModelConfig(ckpt["config"])
-        model = HDRModel(config)
-        model.load_state_dict(ckpt["model"])
+        # The other networks come from their stages' current best checkpoints.
+        model = assemble_model(opts.runs, config, opts.init, upto=opts.stage)
+        load_stage_modules(model, ckpt["model"], opts.stage)
         step, best_score, elapsed = ckpt["step"], ckpt["best_score"], ckpt.get("elapsed", 0.0)
         log.info("resuming %s at step %d (best %.3f)", opts.stage, step, best_score)
     else:
