@@ -219,6 +219,41 @@ def test_export_writes_fp16_weights_that_load_strictly(data_root, tmp_path):
     torch.testing.assert_close(model.state_dict()[w], best[w].half().float())
 
 
+def _fake_best(runs: Path, stage: str, model, score: float) -> None:
+    (runs / stage).mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.state_dict(), "best_score": score, "step": 1}, runs / stage / "best.pt")
+
+
+@pytest.mark.parametrize("joint_score, uses_joint", [(25.0, True), (23.0, False)])
+def test_joint_weights_are_used_only_when_they_beat_the_stagewise_pipeline(tmp_path, joint_score, uses_joint):
+    from hdr_plugin.model import ModelConfig
+    from hdr_plugin.training.train import assemble_model
+
+    stagewise, joint = tiny_model(seed=1), tiny_model(seed=2)
+    for stage in ("deq", "lin", "hal", "ref"):
+        _fake_best(tmp_path, stage, stagewise, 24.0 if stage == "ref" else 50.0)
+    _fake_best(tmp_path, "joint", joint, joint_score)
+    model = assemble_model(tmp_path, ModelConfig(dict(TINY_CONFIG)))
+    expected = joint if uses_joint else stagewise
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, expected.state_dict()[name])
+
+
+def test_resume_takes_other_networks_from_their_current_best(data_root, tmp_path):
+    """A stage's last.pt restores only the network that stage trains, so an upstream
+    network whose architecture or weights changed since is not pulled back."""
+    from hdr_plugin.model import ModelConfig
+    from hdr_plugin.training.train import assemble_model, load_stage_modules
+
+    runs = tmp_path / "runs"
+    old, new = tiny_model(seed=1), tiny_model(seed=3)
+    _fake_best(runs, "deq", new, 50.0)
+    model = assemble_model(runs, ModelConfig(dict(TINY_CONFIG)), upto="lin")
+    load_stage_modules(model, old.state_dict(), "lin")
+    torch.testing.assert_close(model.deq.state_dict(), new.deq.state_dict())
+    torch.testing.assert_close(model.lin.state_dict(), old.lin.state_dict())
+
+
 def test_log_mse_is_minus_mean_psnr():
     from hdr_plugin.training.losses import log_mse
 

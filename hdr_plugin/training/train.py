@@ -129,7 +129,8 @@ def assemble_model(runs: Path, config: ModelConfig, init: Path | None = None, up
     """Model with each network taken from the best checkpoint of the stage that trained it.
 
     Starts from ``init`` weights (or random); later stages override earlier ones, ``joint``
-    overrides all.  ``upto`` stops before that stage (used when starting it).
+    overrides all when its best validation score (the same full-pipeline score as ``ref``'s)
+    beats the stage-wise result.  ``upto`` stops before that stage (used when starting it).
     """
     from ..weights import load_model
 
@@ -137,12 +138,20 @@ def assemble_model(runs: Path, config: ModelConfig, init: Path | None = None, up
         model, _ = load_model(init)
     else:
         model = HDRModel(config)
+    stagewise_score = -math.inf
     for stage in STAGES:
         if stage == upto:
             break
         best = stage_dir(runs, stage) / "best.pt"
-        if best.is_file():
-            load_stage_modules(model, torch.load(best, map_location="cpu", weights_only=True)["model"], stage)
+        if not best.is_file():
+            continue
+        ckpt = torch.load(best, map_location="cpu", weights_only=True)
+        if stage == "joint" and ckpt["best_score"] <= stagewise_score:
+            log.info("joint fine-tuning (%.3f) did not beat the stage-wise pipeline (%.3f); not used", ckpt["best_score"], stagewise_score)
+            continue
+        if stage == "ref":
+            stagewise_score = ckpt["best_score"]
+        load_stage_modules(model, ckpt["model"], stage)
     return model
 
 
