@@ -30,7 +30,7 @@ SAMPLE = ROOT / "hdr_plugin" / "data" / "sample.png"
 VENVS = {"4.2": ROOT / ".venvs" / "bpy42", "5.0": ROOT / ".venvs" / "bpy50"}
 HALF_TOLERANCE = 2.0**-10  # half floats keep 11 significant bits: 2**-11 relative rounding, doubled
 BLENDER_TIMEOUT = 900
-DOCS_ENV = "HDR_PLUGIN_BLENDER_DOCS"  # set to 1 to refresh adapters/blender/docs/result.png
+DOCS_ENV = "HDR_PLUGIN_BLENDER_DOCS"  # 1: refresh adapters/blender/docs/result.png (run with -k docs_screenshot)
 
 pytestmark = [pytest.mark.blender, pytest.mark.slow]
 
@@ -83,9 +83,16 @@ def blender(request, tiny_weights, tmp_path_factory) -> BlenderRun:
     version = request.param
     python = _python(version)
     tmp = tmp_path_factory.mktemp(f"bpy{version.replace('.', '')}")
+    # The README picture is rendered with the shipped trained weights (opt-in, see DOCS_ENV).
+    if os.environ.get(DOCS_ENV):
+        from hdr_plugin.weights import shipped_weights_dir
+
+        weights = shipped_weights_dir()
+    else:
+        weights = tiny_weights
     env = dict(
         os.environ,
-        HDR_PLUGIN_WEIGHTS=str(tiny_weights),
+        HDR_PLUGIN_WEIGHTS=str(weights),
         HDR_PLUGIN_DISABLE_ENTRYPOINTS="1",
         BLENDER_USER_RESOURCES=str(tmp / "user"),
     )

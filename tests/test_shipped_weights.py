@@ -17,9 +17,9 @@ from hdr_plugin.weights import read_manifest
 from conftest import DATA, ROOT
 
 
-@pytest.fixture(scope="module")
-def sample_scores(request):
-    folder = request.getfixturevalue("shipped_weights")
+@pytest.fixture
+def sample_scores(shipped_weights):
+    folder = shipped_weights
     ldr = read_ldr(ROOT / "hdr_plugin" / "data" / "sample.png").rgb
     gt = read_hdr(DATA / "sample_gt.exr")
     ours = Engine(folder, device="cpu", precision="fp32", tile=0).reconstruct(ldr).image

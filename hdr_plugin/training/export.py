@@ -13,7 +13,7 @@ import torch
 from ..devices import cpu_has_native_bf16
 from ..model import ModelConfig
 from ..weights import WeightsInfo, load_model, save_weights, update_manifest
-from .train import STAGES, assemble_model, stage_dir
+from .train import STAGES, assemble_model, joint_beats_stagewise, stage_dir
 
 
 def _stage_summary(runs: Path) -> dict:
@@ -29,6 +29,7 @@ def _stage_summary(runs: Path) -> dict:
             "wall_minutes": round(float(ck.get("elapsed", 0.0)) / 60, 1),
             "best_step": int(bk.get("step", 0)),
             "best_val_score": round(float(ck["best_score"]), 3),
+            "in_export": stage != "joint" or joint_beats_stagewise(runs),
         }
         log = stage_dir(runs, stage) / "log.jsonl"
         if log.is_file():

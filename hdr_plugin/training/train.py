@@ -138,21 +138,30 @@ def assemble_model(runs: Path, config: ModelConfig, init: Path | None = None, up
         model, _ = load_model(init)
     else:
         model = HDRModel(config)
-    stagewise_score = -math.inf
     for stage in STAGES:
         if stage == upto:
             break
         best = stage_dir(runs, stage) / "best.pt"
         if not best.is_file():
             continue
-        ckpt = torch.load(best, map_location="cpu", weights_only=True)
-        if stage == "joint" and ckpt["best_score"] <= stagewise_score:
-            log.info("joint fine-tuning (%.3f) did not beat the stage-wise pipeline (%.3f); not used", ckpt["best_score"], stagewise_score)
+        if stage == "joint" and not joint_beats_stagewise(runs):
+            log.info("joint fine-tuning did not beat the stage-wise pipeline on validation; not used")
             continue
-        if stage == "ref":
-            stagewise_score = ckpt["best_score"]
-        load_stage_modules(model, ckpt["model"], stage)
+        load_stage_modules(model, torch.load(best, map_location="cpu", weights_only=True)["model"], stage)
     return model
+
+
+def best_score(runs: Path, stage: str) -> float:
+    """Best validation score a stage reached (``-inf`` when it has no ``best.pt``)."""
+    best = stage_dir(runs, stage) / "best.pt"
+    if not best.is_file():
+        return -math.inf
+    return float(torch.load(best, map_location="cpu", weights_only=True)["best_score"])
+
+
+def joint_beats_stagewise(runs: Path) -> bool:
+    """``joint`` and ``ref`` validate the same full pipeline, so their scores compare."""
+    return best_score(runs, "joint") > best_score(runs, "ref")
 
 
 def load_stage_modules(model: HDRModel, state: dict[str, torch.Tensor], stage: str) -> None:
