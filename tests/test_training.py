@@ -264,6 +264,24 @@ def test_log_mse_is_minus_mean_psnr():
     torch.testing.assert_close(log_mse(pred, target, floor_db=200.0), expected, atol=1e-4, rtol=0)
 
 
+def test_aligned_loss_is_the_evaluation_metric():
+    """Refinement-Net's loss equals minus the protocol's PU21-PSNR (aligned, per image) in
+    log units, so it ignores the global scale the metric ignores."""
+    from hdr_plugin.evaluation import metrics
+    from hdr_plugin.training.losses import aligned_pu21_log_mse
+
+    rng = np.random.default_rng(0)
+    gt = (rng.uniform(0.01, 1.0, (32, 32, 3)) * np.where(rng.uniform(size=(32, 32, 1)) > 0.9, 8.0, 1.0)).astype(np.float32)
+    ldr = np.clip(gt, 0, 1)
+    pred = (gt * rng.uniform(0.8, 1.25, gt.shape)).astype(np.float32)
+    t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None]  # noqa: E731
+    loss = aligned_pu21_log_mse(t(pred), t(gt), t(ldr), floor_db=200.0)
+    expected = -metrics.score(pred, gt, ldr)["pu21"] / 10 * np.log(10)
+    assert abs(float(loss) - expected) < 1e-3
+    scaled = aligned_pu21_log_mse(t(pred * 3.7), t(gt), t(ldr), floor_db=200.0)
+    assert abs(float(scaled) - float(loss)) < 1e-4
+
+
 def test_snap_threshold_calibration_picks_the_best_table_entry(data_root):
     from hdr_plugin.training.calibrate import THRESHOLDS, calibrate_snap_threshold
 

@@ -50,6 +50,28 @@ def pu21_log_mse(pred: torch.Tensor, target: torch.Tensor, floor_db: float = 60.
     return log_mse(a, b, floor_db)
 
 
+def aligned_pu21_log_mse(pred: torch.Tensor, target: torch.Tensor, ldr: torch.Tensor, floor_db: float = 60.0) -> torch.Tensor:
+    """The evaluation metric as a loss: each prediction is scaled to its target by the
+    protocol's alignment (geometric mean ratio of luminance over well-exposed pixels,
+    treated as a constant), then :func:`log_mse` of PU21-encoded luminance.
+
+    Without it a final-stage network spends its capacity on a global brightness the metric
+    ignores, and a per-channel mean over the batch lets the worst images dominate.
+    """
+    from ..color import luminance
+    from ..evaluation.metrics import OVEREXPOSED_LEVEL
+
+    yp, yt = luminance(pred.float(), channel_axis=1), luminance(target.float(), channel_axis=1)
+    with torch.no_grad():
+        valid = (ldr.amax(dim=1) < OVEREXPOSED_LEVEL) & (yp > 0) & (yt > 0)
+        log_ratio = torch.log(yt.clamp_min(1e-12)) - torch.log(yp.clamp_min(1e-12))
+        count = valid.flatten(1).sum(dim=1).clamp_min(1)
+        scale = torch.exp((log_ratio * valid).flatten(1).sum(dim=1) / count).view(-1, 1, 1)
+    a = pu21_encode(CLIP_LUMINANCE * (yp * scale).clamp_min(0.0)) / PU21_PEAK
+    b = pu21_encode(CLIP_LUMINANCE * yt.clamp_min(0.0)) / PU21_PEAK
+    return log_mse(a, b, floor_db)
+
+
 def compress(y: torch.Tensor) -> torch.Tensor:
     """The paper's compressed HDR domain ``T(y) = log(1 + 10 y) / log(11)``."""
     return torch.log1p(10.0 * y.float().clamp_min(0.0)) / math.log(11.0)

@@ -207,8 +207,9 @@ def stage_loss(stage: str, model: HDRModel, batch: dict[str, torch.Tensor], opts
             st = reconstruct(model, ldr, use_ref=False)
         with _autocast(opts):
             out = model.ref(st["hallucinated"], st["linear"], st["deq"])
-        loss = losses.pu21_l2(out, hdr)
-        return loss, {"pu_l2": loss.item()}
+        l2 = losses.pu21_l2(out, hdr)
+        l_metric = losses.aligned_pu21_log_mse(out, hdr, ldr)
+        return l2 + 0.01 * l_metric, {"pu_l2": l2.item(), "aligned_log_mse": l_metric.item()}
     if stage == "joint":
         with _autocast(opts):
             st = reconstruct(model, ldr, snap=False)
@@ -243,7 +244,7 @@ def weighted_family_mean(rows: list[tuple[str, float]]) -> float:
 def validate(stage: str, model: HDRModel, pairs: list[Pair], opts: TrainOptions) -> dict[str, float]:
     """Stage-appropriate validation score (higher is better, key ``score``) and baseline."""
     model.eval()
-    ours, base = [], []
+    ours, base, no_ref = [], [], []
     extra: dict[str, list[float]] = {}
     for p in pairs:
         t = {k: v.unsqueeze(0) for k, v in pair_to_tensors(p).items()}
@@ -267,10 +268,15 @@ def validate(stage: str, model: HDRModel, pairs: list[Pair], opts: TrainOptions)
             base.append((p.family, metrics.pu21_psnr(p.linear, p.hdr, over)))
         else:
             with _autocast(opts):
-                out = reconstruct(model, t["ldr"])["hdr"]
+                st = reconstruct(model, t["ldr"])
+            out = st["hdr"]
             ours.append((p.family, metrics.score(_np(out[0]), p.hdr, p.ldr)["pu21"]))
+            # Refinement-Net must beat its own absence, not just the baseline
+            no_ref.append((p.family, metrics.score(_np(st["hallucinated"][0]), p.hdr, p.ldr)["pu21"]))
             base.append((p.family, metrics.score(srgb_to_linear(p.ldr), p.hdr, p.ldr)["pu21"]))
     result = {"score": weighted_family_mean(ours), "baseline": weighted_family_mean(base)}
+    if no_ref:
+        result["without_ref"] = weighted_family_mean(no_ref)
     for fam in PRIOR_WEIGHTS:
         vals = [v for f, v in ours if f == fam and np.isfinite(v)]
         bvals = [v for f, v in base if f == fam and np.isfinite(v)]
