@@ -71,7 +71,8 @@ def bench_image(width: int, height: int) -> np.ndarray:
     rgb = read_ldr(resources.files("hdr_plugin.data").joinpath("sample.png")).rgb
     reps_y, reps_x = -(-height // rgb.shape[0]), -(-width // rgb.shape[1])
     tiles = [[rgb[:: (-1 if y % 2 else 1), :: (-1 if x % 2 else 1)] for x in range(reps_x)] for y in range(reps_y)]
-    return np.ascontiguousarray(np.block([[t for t in row] for row in tiles])[:height, :width])
+    mosaic = np.concatenate([np.concatenate(row, axis=1) for row in tiles], axis=0)
+    return np.ascontiguousarray(mosaic[:height, :width])
 
 
 def _parse_size(text: str) -> tuple[int, int]:
