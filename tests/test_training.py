@@ -193,6 +193,11 @@ def test_short_training_run_logs_checkpoints_and_resumes(data_root, tmp_path):
     losses = [r["lin"] for r in records if "lin" in r]
     assert len(losses) == 3 and losses[-1] < losses[0]
     assert sum("val" in r for r in records) == 2
+    from hdr_plugin.training.calibrate import THRESHOLDS
+
+    for v in (r["val"] for r in records if "val" in r):  # lin is scored at its calibrated snap threshold
+        assert v["snap_threshold"] in [float(t) for t in THRESHOLDS]
+        assert 0.0 <= v["curve_rmse"] < 0.5 and np.isfinite(v["score"])
     # resuming continues the step count instead of starting over
     opts.steps = 16
     train(opts)
@@ -217,6 +222,34 @@ def test_export_writes_fp16_weights_that_load_strictly(data_root, tmp_path):
     best = torch.load(runs / "hal" / "best.pt", weights_only=True)["model"]
     w = "hal.out.weight"
     torch.testing.assert_close(model.state_dict()[w], best[w].half().float())
+
+
+def test_export_rebuilds_each_network_with_the_config_it_was_trained_with(data_root, tmp_path):
+    """Stages trained with different configs (here a wider Hallucination-Net and a
+    Linearization-Net with another input size) export into one consistent model."""
+    import copy
+
+    from hdr_plugin.training.export import config_from_runs, export_weights
+    from hdr_plugin.weights import load_model
+
+    runs = tmp_path / "runs"
+    wide_hal = copy.deepcopy(TINY_CONFIG)
+    wide_hal["hallucination"]["width"] = 8
+    big_lin = copy.deepcopy(TINY_CONFIG)
+    big_lin["linearization"]["input_size"] = 96
+    for stage, cfg in (("hal", wide_hal), ("lin", big_lin)):
+        path = tmp_path / f"{stage}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        train(TrainOptions(stage=stage, runs=runs, data=data_root, steps=1, batch=2, crop=64, workers=0,
+                           log_every=1, val_every=1, val_size=64, config=path, precision="fp32"))
+    merged = config_from_runs(runs)
+    assert merged.raw["hallucination"]["width"] == 8
+    assert merged.raw["linearization"]["input_size"] == 96
+    export_weights(runs, tmp_path / "weights")
+    model, _ = load_model(tmp_path / "weights")  # strict load: shapes match the merged config
+    best_hal = torch.load(runs / "hal" / "best.pt", weights_only=True)["model"]
+    torch.testing.assert_close(model.state_dict()["hal.out.weight"], best_hal["hal.out.weight"].half().float())
+    assert model.config.linearization_input_size == 96
 
 
 def _fake_best(runs: Path, stage: str, model, score: float) -> None:
@@ -290,3 +323,16 @@ def test_snap_threshold_calibration_picks_the_best_table_entry(data_root):
     assert set(table) == {float(t) for t in THRESHOLDS}
     assert table[best] == max(table.values())
     assert all(np.isfinite(v) for v in table.values())
+
+
+def test_snap_threshold_table_picks_the_threshold_that_snaps_only_where_it_pays():
+    from hdr_plugin.training.calibrate import threshold_table
+
+    # (family, sRGB confidence, PU21 with the network's curve, PU21 snapped to inverse sRGB)
+    rows = [("srgb", 0.9, 20.0, 30.0), ("gamma", 0.6, 25.0, 22.0)]
+    table = threshold_table(rows)
+    best = max(table, key=table.get)
+    assert best == pytest.approx(0.6)  # snaps the sRGB image, keeps the gamma image's own curve
+    assert table[best] == pytest.approx((0.30 * 30 + 0.15 * 25) / 0.45)
+    assert table[0.55] == pytest.approx((0.30 * 30 + 0.15 * 22) / 0.45)
+    assert table[1.01] == pytest.approx((0.30 * 20 + 0.15 * 25) / 0.45)  # never snap

@@ -28,6 +28,18 @@ log = logging.getLogger("hdr_plugin.train")
 THRESHOLDS = tuple(np.round(np.arange(0.05, 1.0001, 0.05), 2)) + (1.01,)  # 1.01 = never snap
 
 
+def threshold_table(rows: list[tuple[str, float, float, float]]) -> dict[float, float]:
+    """``{threshold: prior-weighted mean}`` from rows ``(family, confidence, value_soft,
+    value_snapped)``: the value each image gets when the curve snaps above the threshold."""
+    table = {}
+    for t in THRESHOLDS:
+        fam = {f: [snap if c > t else soft for g, c, soft, snap in rows if g == f] for f in FAMILIES}
+        table[float(t)] = sum(PRIOR_WEIGHTS[f] * float(np.mean(v)) for f, v in fam.items() if v) / sum(
+            PRIOR_WEIGHTS[f] for f, v in fam.items() if v
+        )
+    return table
+
+
 @torch.no_grad()
 def calibrate_snap_threshold(model: HDRModel, scenes: list[Scene], size: int = 256, seed: int = 99) -> tuple[float, dict]:
     """Best threshold and a table ``{threshold: weighted mean PU21}`` (1.01 means never snap)."""
@@ -44,12 +56,7 @@ def calibrate_snap_threshold(model: HDRModel, scenes: list[Scene], size: int = 2
         pu_soft = metrics.score(crf.apply_curve_np(p.ldr, soft.numpy()), p.hdr, p.ldr)["pu21"]
         pu_snap = metrics.score(crf.apply_curve_np(p.ldr, srgb.numpy()), p.hdr, p.ldr)["pu21"]
         rows.append((p.family, conf, pu_soft, pu_snap))
-    table = {}
-    for t in THRESHOLDS:
-        fam = {f: [snap if c > t else soft for g, c, soft, snap in rows if g == f] for f in FAMILIES}
-        table[float(t)] = sum(PRIOR_WEIGHTS[f] * float(np.mean(v)) for f, v in fam.items() if v) / sum(
-            PRIOR_WEIGHTS[f] for f, v in fam.items() if v
-        )
+    table = threshold_table(rows)
     best = max(table, key=table.get)
     log.info("snap threshold %.2f: calibration PU21 %.3f (never snap %.3f)", best, table[best], table[1.01])
     return best, table

@@ -48,9 +48,11 @@ def run_train(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.stage == "export":
+        from ..model import ModelConfig
         from .export import export_weights
 
-        info = export_weights(args.runs, args.out, data=args.data)
+        config = ModelConfig.load(args.config) if args.config else None  # default: each network's own run config
+        info = export_weights(args.runs, args.out, data=args.data, config=config)
         print(f"wrote {info.path} ({info.path.stat().st_size / 1e6:.1f} MB, sha256 {info.sha256[:16]}...)")
         return 0
     from ..devices import resolve_device

@@ -13,7 +13,30 @@ import torch
 from ..devices import cpu_has_native_bf16
 from ..model import ModelConfig
 from ..weights import WeightsInfo, load_model, save_weights, update_manifest
+from .stages import STAGE_MODULES
 from .train import STAGES, assemble_model, joint_beats_stagewise, stage_dir
+
+# config section of each network, so a network is rebuilt with the widths it was trained with
+MODULE_SECTIONS = {"deq": "dequantization", "lin": "linearization", "hal": "hallucination", "ref": "refinement"}
+
+
+def config_from_runs(runs: Path) -> ModelConfig:
+    """The model config of the exported pipeline: each network's section comes from the run
+    that trained it (the stages may have used different configs, e.g. a retrained
+    Linearization-Net with another input size); the rest from the first run found."""
+    configs = {}
+    for stage in STAGES:
+        last = stage_dir(runs, stage) / "last.pt"
+        if last.is_file():
+            configs[stage] = ModelConfig(torch.load(last, map_location="cpu", weights_only=False)["config"])
+    if not configs:
+        raise FileNotFoundError(f"no training runs under {runs}")
+    merged = next(iter(configs.values()))
+    for stage, config in configs.items():
+        if stage == "joint" and not joint_beats_stagewise(runs):
+            continue
+        merged = merged.with_overrides(**{MODULE_SECTIONS[m]: config.raw[MODULE_SECTIONS[m]] for m in STAGE_MODULES[stage]})
+    return merged
 
 
 def _stage_summary(runs: Path) -> dict:
@@ -61,10 +84,7 @@ def export_weights(runs: Path, out: Path, data: Path | None = None, config: Mode
     With ``data`` (the training data folder), Linearization-Net's sRGB snap threshold is
     first calibrated on fresh views of the training scenes (see ``calibrate.py``).
     """
-    first = next((stage_dir(runs, s) / "last.pt" for s in STAGES if (stage_dir(runs, s) / "last.pt").is_file()), None)
-    if first is None:
-        raise FileNotFoundError(f"no training runs under {runs}")
-    config = config or ModelConfig(torch.load(first, map_location="cpu", weights_only=False)["config"])
+    config = config or config_from_runs(runs)
     model = assemble_model(runs, config)
     summary = _stage_summary(runs)
     calibration = None

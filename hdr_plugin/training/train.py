@@ -32,8 +32,9 @@ from torch.utils.data import DataLoader, IterableDataset
 from .. import crf
 from ..color import srgb_to_linear
 from ..evaluation import metrics
-from ..model import HDRModel, ModelConfig, downscale_longest_side, estimate_curve, reconstruct
+from ..model import HDRModel, ModelConfig, downscale_longest_side, reconstruct
 from . import losses
+from .calibrate import threshold_table
 from .curves import PRIOR_WEIGHTS
 from .stages import DEFAULT_BATCH, STAGE_MODULES, STAGES
 from .synthesis import Pair, SynthesisOptions, load_scenes, random_pair, validation_pairs
@@ -245,6 +246,9 @@ def validate(stage: str, model: HDRModel, pairs: list[Pair], opts: TrainOptions)
     """Stage-appropriate validation score (higher is better, key ``score``) and baseline."""
     model.eval()
     ours, base, no_ref = [], [], []
+    snap_rows: list[tuple[str, float, float, float]] = []
+    rmse_rows: list[tuple[str, float, float, float]] = []
+    srgb_inverse = torch.as_tensor(srgb_to_linear(crf.GRID), dtype=torch.float32)
     extra: dict[str, list[float]] = {}
     for p in pairs:
         t = {k: v.unsqueeze(0) for k, v in pair_to_tensors(p).items()}
@@ -254,12 +258,20 @@ def validate(stage: str, model: HDRModel, pairs: list[Pair], opts: TrainOptions)
             ours.append((p.family, metrics.psnr(_np(out[0]), p.encoded)))
             base.append((p.family, metrics.psnr(p.ldr, p.encoded)))
         elif stage == "lin":
+            # scored as export will use it: snapping to sRGB above a calibrated threshold, so
+            # checkpoints are compared without the noise of a fixed threshold's position
             with _autocast(opts):
-                curve = estimate_curve(model, t["ldr"])
-            lin = _np(crf.apply_curve(t["ldr"], curve)[0])
-            ours.append((p.family, metrics.score(lin, p.hdr, p.ldr)["pu21"]))
-            base.append((p.family, metrics.score(srgb_to_linear(p.ldr), p.hdr, p.ldr)["pu21"]))
-            extra.setdefault("curve_rmse", []).append(float(torch.sqrt(F.mse_loss(curve[0], t["inverse_curve"][0]))))
+                params = model.lin.predict_parameters(
+                    downscale_longest_side(t["ldr"], model.config.linearization_input_size))
+            soft = model.lin.curve_from_parameters(params, snap=False)[0]
+            conf = float(model.lin.srgb_confidence(params)[0])
+            pu_srgb = metrics.score(srgb_to_linear(p.ldr), p.hdr, p.ldr)["pu21"]
+            pu_soft = metrics.score(crf.apply_curve_np(p.ldr, soft.cpu().numpy()), p.hdr, p.ldr)["pu21"]
+            base.append((p.family, pu_srgb))
+            snap_rows.append((p.family, conf, pu_soft, pu_srgb))
+            truth = t["inverse_curve"][0]
+            rmse_rows.append((p.family, conf, float(torch.sqrt(F.mse_loss(soft, truth))),
+                              float(torch.sqrt(F.mse_loss(srgb_inverse.to(truth.device), truth)))))
         elif stage == "hal":
             with _autocast(opts):
                 out = model.hal(t["linear"])
@@ -274,6 +286,12 @@ def validate(stage: str, model: HDRModel, pairs: list[Pair], opts: TrainOptions)
             # Refinement-Net must beat its own absence, not just the baseline
             no_ref.append((p.family, metrics.score(_np(st["hallucinated"][0]), p.hdr, p.ldr)["pu21"]))
             base.append((p.family, metrics.score(srgb_to_linear(p.ldr), p.hdr, p.ldr)["pu21"]))
+    if snap_rows:
+        table = threshold_table(snap_rows)
+        threshold = max(table, key=table.get)
+        ours = [(f, snap if c > threshold else soft) for f, c, soft, snap in snap_rows]
+        extra["snap_threshold"] = [threshold]
+        extra["curve_rmse"] = [snap if c > threshold else soft for _, c, soft, snap in rmse_rows]
     result = {"score": weighted_family_mean(ours), "baseline": weighted_family_mean(base)}
     if no_ref:
         result["without_ref"] = weighted_family_mean(no_ref)
