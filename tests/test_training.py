@@ -222,6 +222,11 @@ def test_export_writes_fp16_weights_that_load_strictly(data_root, tmp_path):
     best = torch.load(runs / "hal" / "best.pt", weights_only=True)["model"]
     w = "hal.out.weight"
     torch.testing.assert_close(model.state_dict()[w], best[w].half().float())
+    # a run started from shipped weights says so in the next manifest
+    train(TrainOptions(stage="deq", runs=runs, data=data_root, steps=2, batch=2, crop=64, workers=0,
+                       log_every=1, val_every=2, val_size=64, config=cfg, precision="fp32", init=tmp_path / "weights"))
+    stages = export_weights(runs, tmp_path / "weights2").manifest["training"]["stages"]
+    assert stages["deq"]["started_from"] == str(tmp_path / "weights") and "started_from" not in stages["hal"]
 
 
 def test_export_rebuilds_each_network_with_the_config_it_was_trained_with(data_root, tmp_path):
@@ -336,3 +341,41 @@ def test_snap_threshold_table_picks_the_threshold_that_snaps_only_where_it_pays(
     assert table[best] == pytest.approx((0.30 * 30 + 0.15 * 25) / 0.45)
     assert table[0.55] == pytest.approx((0.30 * 30 + 0.15 * 22) / 0.45)
     assert table[1.01] == pytest.approx((0.30 * 20 + 0.15 * 25) / 0.45)  # never snap
+
+
+def test_hal_is_validated_behind_the_trained_linearization_net(data_root, tmp_path):
+    """Without a trained Linearization-Net, Hallucination-Net is scored on the clipped region
+    of the true linear image; with one, on the whole image behind deq + lin, exactly as
+    `hdr-plugin eval` scores the pipeline without Refinement-Net."""
+    from hdr_plugin.color import srgb_to_linear
+    from hdr_plugin.evaluation import metrics
+    from hdr_plugin.model import ModelConfig, reconstruct
+    from hdr_plugin.training.train import assemble_model, validate
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY_CONFIG))
+    runs = tmp_path / "runs"
+    common = dict(runs=runs, data=data_root, steps=2, batch=2, crop=64, workers=0, log_every=1,
+                  val_every=2, val_size=64, config=cfg, precision="fp32")
+    train(TrainOptions(stage="hal", **common))
+    alone = [json.loads(x) for x in (runs / "hal" / "log.jsonl").read_text().splitlines() if '"val"' in x][-1]["val"]
+    assert "over_exposed" not in alone
+
+    train(TrainOptions(stage="lin", **common))
+    (runs / "hal" / "last.pt").unlink()  # a fresh hal run, now with a trained lin upstream
+    (runs / "hal" / "log.jsonl").unlink()
+    train(TrainOptions(stage="hal", **common))
+    behind = [json.loads(x) for x in (runs / "hal" / "log.jsonl").read_text().splitlines() if '"val"' in x][-1]["val"]
+    assert np.isfinite(behind["over_exposed"])
+
+    # the logged score is the evaluation metric of the deq + lin + hal pipeline
+    model = assemble_model(runs, ModelConfig(dict(TINY_CONFIG))).eval()
+    pairs = synthesis.validation_pairs(synthesis.load_scenes(data_root, "val"), size=64, views_per_scene=1, seed=7)
+    opts = TrainOptions(stage="hal", **common)
+    p = pairs[0]
+    with torch.no_grad():
+        hdr = reconstruct(model, torch.from_numpy(p.ldr.transpose(2, 0, 1).copy())[None], use_ref=False)["hdr"]
+    single = validate("hal", model, pairs[:1], opts, hal_behind_lin=True)
+    expected = metrics.score(hdr[0].numpy().transpose(1, 2, 0), p.hdr, p.ldr)["pu21"]
+    assert single["score"] == pytest.approx(expected, abs=1e-4)
+    assert single["baseline"] == pytest.approx(metrics.score(srgb_to_linear(p.ldr), p.hdr, p.ldr)["pu21"], abs=1e-6)

@@ -54,6 +54,8 @@ def _stage_summary(runs: Path) -> dict:
             "best_val_score": round(float(ck["best_score"]), 3),
             "in_export": stage != "joint" or joint_beats_stagewise(runs),
         }
+        if ck.get("init"):
+            summary[stage]["started_from"] = ck["init"]
         log = stage_dir(runs, stage) / "log.jsonl"
         if log.is_file():
             vals = [json.loads(line) for line in log.read_text().splitlines() if '"val"' in line]
