@@ -35,6 +35,7 @@ _LAZY = {
     "read_hdr": "hdr_plugin.io",
     "write_exr": "hdr_plugin.io",
     "write_hdr": "hdr_plugin.io",
+    "convert_shot": "hdr_plugin.shots",
 }
 
 __all__ = ["__version__", "hookimpl", "register_plugin", "unregister_plugin", "LockedCurve", *_LAZY]

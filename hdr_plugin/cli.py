@@ -165,6 +165,10 @@ def cmd_convert(args) -> int:
     from .pipeline import Cancelled
     from .plugins import register_plugin, unregister_plugin
 
+    from .shots import cli_convert, wants_shot
+
+    if wants_shot(args):  # frame patterns, video, --frames, --backend ray: see hdr_plugin/shots.py
+        return cli_convert(args)
     progress = Progress("json" if args.json else ("none" if args.quiet else "bar"))
     jobs, problems, fmt = _jobs(args)
     for p in problems:
@@ -245,7 +249,11 @@ def cmd_estimate_curve(args) -> int:
     import numpy as np
 
     from .io import ImageReadError, read_input
+    from .shots import cli_estimate_curve
 
+    shot_rc = cli_estimate_curve(args)  # a frame pattern or video, or --frames
+    if shot_rc is not None:
+        return shot_rc
     files, problems = expand_inputs(args.inputs, False)
     for p in problems:
         print(f"error: {p}", file=sys.stderr)
@@ -389,6 +397,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--curve", help="use this inverse camera curve (.npy or text, 1024 samples) instead of estimating one")
     c.add_argument("--json", action="store_true", help="machine-readable progress: one JSON object per line on stdout")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    s = c.add_argument_group("shots (image sequences and video; see README 'Shots and farms')")
+    s.add_argument("--frames", help="frames of a pattern/video input: 1001-1100, 1001-1100x2, 1,5,9-12 (default: all on disk)")
+    s.add_argument("--curve-per-frame", action="store_true", help="estimate a camera curve per frame instead of one per shot")
+    s.add_argument("--backend", choices=["local", "ray"], default="local", help="where frames are converted (default local; ray: extra hdr-plugin[ray])")
+    s.add_argument("--ray-address", help="Ray cluster: auto, HOST:PORT (default: $RAY_ADDRESS, else a local instance for this run)")
+    s.add_argument("--workers", type=int, help="Ray worker actors, one Engine each (default: GPUs / --gpus-per-worker, else CPUs / 4)")
+    s.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Ray worker (fractions share a GPU; default 0: CPU)")
     add_engine_options(c)
     c.set_defaults(func=cmd_convert, float=False)
 
@@ -397,6 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", required=True, help="curve file to write (.npy, or text)")
     e.add_argument("--max-frames", type=int, default=8, help="use at most this many evenly spaced frames")
     e.add_argument("--input-encoding", choices=["display", "linear"], help="for float .exr/.hdr frames (see convert)")
+    e.add_argument("--frames", help="frames of a pattern/video input to spread the estimate over (default: all on disk)")
     e.add_argument("--overwrite", action="store_true")
     add_engine_options(e)
     e.set_defaults(func=cmd_estimate_curve)
