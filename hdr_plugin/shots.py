@@ -777,6 +777,10 @@ def convert_shot(
         fmt = Path(str(out_pattern)).suffix.lower()[1:]
         if parse_pattern(out_pattern) is None and not Path(out_pattern).is_dir():
             raise ShotError(f"-o {out_pattern} names one file; give an output pattern such as out/plate.%04d.exr, or a folder")
+    if backend == "ray":
+        from .distributed.ray_backend import _ray
+
+        _ray()  # fail now, naming the extra, before any curve is estimated
     shot = open_shot(frames_or_pattern, input_encoding=input_encoding, first_frame=first_frame)
     report.shot = shot.name
     report.problems += shot.problems
@@ -873,10 +877,21 @@ def cli_convert(args) -> int:
 
     inputs = list(args.inputs or [])
     quiet, as_json = bool(getattr(args, "quiet", False)), bool(args.json)
+    json_out, saved_fd = sys.stdout, None
+    if as_json and args.backend == "ray":
+        # Ray's own messages ("(raylet) A worker died ...") go to file descriptor 1; keep
+        # stdout pure JSON lines by giving the events a copy of it and Ray stderr.
+        try:
+            sys.stdout.flush()
+            saved_fd = os.dup(1)
+            json_out = os.fdopen(os.dup(1), "w", buffering=1)
+            os.dup2(2, 1)
+        except (OSError, ValueError, AttributeError):  # no real file descriptors (embedded)
+            json_out, saved_fd = sys.stdout, None
 
     def progress(**event: Any) -> None:
         if as_json:
-            print(json.dumps(event, default=str), flush=True)
+            print(json.dumps(event, default=str), file=json_out, flush=True)
             return
         if quiet:
             return
@@ -945,14 +960,17 @@ def cli_convert(args) -> int:
             progress=progress,
         )
     except (ShotError, ImportError) as e:
+        _restore_stdout(saved_fd)
         print(f"error: {e}", file=sys.stderr)
         progress(event="error", message=str(e)) if as_json else None
         return 2
     except Exception as e:  # device missing, weights corrupt, cluster unreachable
+        _restore_stdout(saved_fd)
         if type(e).__name__ in ("DeviceUnavailableError", "WeightsError", "ConnectionError", "RaySystemError"):
             print(f"error: {e}", file=sys.stderr)
             return 2
         raise
+    _restore_stdout(saved_fd)
     for p in report.problems:
         print(f"warning: {p}", file=sys.stderr)
     if report.error:
@@ -965,6 +983,13 @@ def cli_convert(args) -> int:
     elif report.failed and not as_json:
         print(f"failed frames: {format_ranges(report.failed)}", file=sys.stderr)
     return report.exit_code
+
+
+def _restore_stdout(saved_fd: int | None) -> None:
+    if saved_fd is not None:
+        sys.stdout.flush()
+        os.dup2(saved_fd, 1)
+        os.close(saved_fd)
 
 
 def cli_estimate_curve(args) -> int | None:

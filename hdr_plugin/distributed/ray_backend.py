@@ -1,0 +1,257 @@
+"""Ray backend: one loaded Engine per worker actor, frames scheduled to whichever is free.
+
+The driver (the ``hdr-plugin convert`` process) plans the shot exactly as the local
+backend does — the same skip/overwrite checks, the same shot curve, estimated once before
+any worker starts — then keeps up to two frames in flight per actor.  Workers read image
+frames from the shared input folder themselves (video frames are decoded by the driver
+and shipped through the object store) and write their EXR atomically (temporary file in
+the target folder, then rename) into the shared output folder.
+
+Failures: a frame whose task raised, or whose worker process died, is retried on another
+worker up to ``retries`` times (a dead worker is replaced by a new actor), then reported by
+number in the summary; the exit code is the local backend's (1 when frames failed).  If a
+worker died *after* renaming its output, the finished file is kept and counted.
+Temporary files a killed worker left behind are removed at the end of the run.
+
+Cluster: ``address=None`` starts a local Ray instance for this run (or uses
+``$RAY_ADDRESS``), ``"auto"`` joins the cluster running on this machine,
+``"HOST:PORT"`` joins that one; a Ray session already initialised in this process is used
+as it is.  Every node needs this package (and the weights at the same path, or the shipped
+ones) installed, and the input and output folders mounted at the same paths.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+RAY_HINT = 'the ray backend needs Ray: pip install "hdr-plugin[ray]" (ray>=2.40)'
+IN_FLIGHT_PER_WORKER = 2
+DEFAULT_THREADS_PER_WORKER = 4
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError as e:
+        raise ImportError(RAY_HINT) from e
+    return ray
+
+
+class FrameWorker:
+    """The actor: builds one Engine when it starts, then converts frames on request."""
+
+    def __init__(self, engine_options, convert_options, curve, metadata: dict, threads: int, env: dict):
+        os.environ.update(env)
+        import torch
+
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self.engine = engine_options.build()
+        self.options = convert_options
+        self.curve = curve
+        self.metadata = metadata
+
+    def info(self) -> dict:
+        import socket
+
+        return {"pid": os.getpid(), "node": socket.gethostname(), "device": str(self.engine.device), "precision": self.engine.precision}
+
+    def convert(self, number: int, source: Any, output: str, label: str) -> tuple[int, float, int]:
+        from pathlib import Path
+
+        from ..io import LDRImage, read_input
+        from ..shots import convert_frame
+
+        if isinstance(source, LDRImage):
+            image = source
+        else:
+            image = read_input(source, self.metadata.get("_input_encoding") or None)
+        meta = {k: v for k, v in self.metadata.items() if not k.startswith("_")}
+        meta["hdrPluginFrame"] = str(number)
+        seconds = convert_frame(self.engine, image, Path(output), self.curve, self.options, meta, label)
+        return number, seconds, os.getpid()
+
+
+@dataclass
+class _Slot:
+    actor: Any
+    generation: int = 0
+    in_flight: int = 0
+    alive: bool = True
+
+
+def _is_actor_death(ray, e: BaseException) -> bool:
+    return isinstance(e, (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.ObjectLostError))
+
+
+def _message(ray, e: BaseException) -> str:
+    if isinstance(e, ray.exceptions.RayTaskError):
+        cause = getattr(e, "cause", None)
+        if cause is not None:
+            return f"{type(cause).__name__}: {cause}"
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"
+
+
+def run_ray(shot, jobs, plan, options, engine_options, report, progress, *, workers=None, address=None, gpus_per_worker=0.0, retries=2) -> None:
+    """Convert ``jobs`` on a Ray cluster; fills ``report`` like :func:`hdr_plugin.shots.run_local`."""
+    from ..shots import _done, _existing, iter_images
+
+    ray = _ray()
+    started_here = False
+    if not ray.is_initialized():
+        ray.init(address=address or None, log_to_driver=False, logging_level="WARNING", include_dashboard=False)
+        started_here = True
+    try:
+        todo = []
+        for job in jobs:
+            status = _existing(job, options)
+            if status == "skip":
+                report.skipped.append(job.number)
+                progress(event="skipped", frame=job.number, output=str(job.output), done=_done(report), total=report.total)
+            elif status:
+                report.failed[job.number] = status
+                progress(event="error", frame=job.number, message=status, done=_done(report), total=report.total)
+            else:
+                todo.append(job)
+        if not todo:
+            return
+        resources = ray.cluster_resources()
+        cpus = int(resources.get("CPU", 1))
+        gpus_per_worker = float(gpus_per_worker or 0.0)
+        if workers is None:
+            if gpus_per_worker > 0:
+                workers = max(1, int(resources.get("GPU", 0) / gpus_per_worker))
+            else:
+                workers = max(1, cpus // DEFAULT_THREADS_PER_WORKER)
+        workers = max(1, min(int(workers), len(todo)))
+        threads = 1 if gpus_per_worker > 0 else max(1, cpus // workers)
+        eng = engine_options.resolved()
+        if gpus_per_worker > 0 and eng.device == "auto":
+            eng.device = "cuda"
+        metadata = {**shot.metadata(), **plan.metadata(), "_input_encoding": shot.input_encoding or ""}
+        env = {k: v for k, v in os.environ.items() if k.startswith("HDR_PLUGIN_")}
+        actor_class = ray.remote(FrameWorker).options(num_cpus=threads if gpus_per_worker <= 0 else 1, num_gpus=gpus_per_worker, max_restarts=0)
+        curve_ref = ray.put(plan.curve)
+        options_ref = ray.put(options)
+
+        def new_actor():
+            return actor_class.remote(eng, options_ref, curve_ref, metadata, threads, env)
+
+        slots = [_Slot(new_actor()) for _ in range(workers)]
+        report.workers = workers
+        replacements_left = workers * (retries + 1)
+        info_refs = {s.actor.info.remote(): i for i, s in enumerate(slots)}
+        pending: deque = deque()  # (job, attempt, payload or None)
+        video_frames = iter_images(shot, [j.number for j in todo]) if shot.kind == "video" else None
+        by_number = {j.number: j for j in todo}
+        fresh = deque(todo)
+        in_flight: dict = {}  # ref -> (slot index, generation, job, attempt, payload)
+        last_error = ""
+
+        def next_job():
+            if pending:
+                return pending.popleft()
+            while fresh:
+                job = fresh.popleft()
+                if video_frames is None:
+                    return job, 1, str(job.source)
+                number, image = next(video_frames)
+                job = by_number[number]
+                if isinstance(image, Exception):
+                    report.failed[number] = str(image)
+                    progress(event="error", frame=number, message=str(image), done=_done(report), total=report.total)
+                    continue
+                return job, 1, ray.put(image)
+            return None
+
+        def replace(i: int, why: str) -> None:
+            nonlocal replacements_left
+            slot = slots[i]
+            if not slot.alive:
+                return
+            slot.alive = False
+            try:
+                ray.kill(slot.actor, no_restart=True)
+            except Exception:
+                pass
+            if replacements_left > 0:
+                replacements_left -= 1
+                slots[i] = _Slot(new_actor(), slot.generation + 1)
+                info_refs[slots[i].actor.info.remote()] = i
+                progress(event="worker_lost", worker=i, message=why)
+
+        while True:
+            for i, slot in enumerate(slots):
+                while slot.alive and slot.in_flight < IN_FLIGHT_PER_WORKER:
+                    item = next_job()
+                    if item is None:
+                        break
+                    job, attempt, payload = item
+                    ref = slot.actor.convert.remote(job.number, payload, str(job.output), str(job.source or f"{shot.text}#{job.number}"))
+                    in_flight[ref] = (i, slot.generation, job, attempt, payload)
+                    slot.in_flight += 1
+            if not in_flight:
+                if not any(s.alive for s in slots) and (pending or fresh):
+                    rest = [item[0] for item in pending] + list(fresh)
+                    for job in rest:
+                        report.failed[job.number] = f"no worker could start: {last_error}"
+                    pending.clear()
+                    fresh.clear()
+                    report.error = f"Ray workers could not run: {last_error}"
+                break
+            ready, _ = ray.wait(list(in_flight) + list(info_refs), num_returns=1, timeout=1.0)
+            for ref in ready:
+                if ref in info_refs:
+                    i = info_refs.pop(ref)
+                    try:
+                        info = ray.get(ref)
+                        progress(event="worker", worker=i, **info)
+                    except Exception as e:  # the actor failed to start; its tasks report it too
+                        last_error = _message(ray, e)
+                    continue
+                i, generation, job, attempt, payload = in_flight.pop(ref)
+                if slots[i].generation == generation:
+                    slots[i].in_flight -= 1
+                try:
+                    number, seconds, pid = ray.get(ref)
+                except Exception as e:
+                    died = _is_actor_death(ray, e)
+                    why = _message(ray, e)
+                    last_error = why
+                    if died and slots[i].generation == generation:
+                        replace(i, why)
+                    if died and job.output.exists() and not options.overwrite:
+                        # the worker renamed the finished file, then died before answering
+                        _finish(report, job, 0.0, progress)
+                        continue
+                    if attempt <= retries:
+                        progress(event="retry", frame=job.number, attempt=attempt + 1, message=why)
+                        pending.append((job, attempt + 1, payload))
+                    else:
+                        report.failed[job.number] = f"failed after {attempt} attempts: {why}"
+                        progress(event="error", frame=job.number, message=report.failed[job.number], done=_done(report), total=report.total)
+                    continue
+                _finish(report, job, seconds, progress)
+    finally:
+        for s in locals().get("slots", []) or []:
+            try:
+                ray.kill(s.actor, no_restart=True)
+            except Exception:
+                pass
+        if started_here:
+            ray.shutdown()
+
+
+def _finish(report, job, seconds: float, progress) -> None:
+    from ..shots import _done
+
+    if job.number in report.converted:
+        return
+    report.converted.append(job.number)
+    report.outputs[job.number] = job.output
+    report.seconds[job.number] = seconds
+    progress(event="done", frame=job.number, output=str(job.output), seconds=round(seconds, 3), done=_done(report), total=report.total)
