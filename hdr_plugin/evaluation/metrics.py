@@ -16,6 +16,10 @@ PU21_PEAK = 256.0
 CLIP_LUMINANCE = 100.0  # cd/m^2 at the camera's clipping level
 Y_RANGE = (0.005, 10000.0)
 OVEREXPOSED_LEVEL = 0.95
+TEXTURE_EV = -2.0  # the spurious-texture measure looks at the fill pulled down two stops
+TEXTURE_SIGMAS = (2.0, 8.0)  # band-pass: Gaussian sigma 2 px minus sigma 8 px
+TEXTURE_ERODE = 4  # px taken off the over-exposed region's border
+TEXTURE_MIN_ENERGY = 1e-6  # mean(bp(gt)^2) below this: the truth has no texture to compare with
 
 
 def pu21_encode(y):
@@ -98,17 +102,108 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(vals))
 
 
+def light_ratio(aligned: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> float:
+    """Light the prediction holds in ``mask`` as a fraction of the truth's.
+
+    ``sum(Y_pred) / sum(Y_gt)`` over the masked pixels of a *scale-aligned* prediction:
+    1.0 is the right amount of light, 0.5 one stop too little.  NaN for an empty mask.
+    """
+    if not mask.any():
+        return float("nan")
+    yp = luminance(aligned.astype(np.float64))[mask].sum()
+    yg = luminance(gt.astype(np.float64))[mask].sum()
+    return float(yp / yg) if yg > 0 else float("nan")
+
+
+def texture_bandpass(linear: np.ndarray, ev: float = TEXTURE_EV) -> np.ndarray:
+    """Difference of Gaussians (sigma 2 px minus 8 px) of the sRGB-encoded luminance of a
+    scene-linear image shown at ``ev`` stops (clipped to the display range, as a viewer
+    sees it)."""
+    import cv2
+
+    from ..color import linear_to_srgb
+
+    y = np.clip(luminance(linear.astype(np.float64)) * 2.0**ev, 0.0, 1.0)
+    e = linear_to_srgb(y)
+    out = np.zeros_like(e)
+    for sign, sigma in zip((1.0, -1.0), TEXTURE_SIGMAS):
+        k = 2 * int(np.ceil(3 * sigma)) + 1
+        out += sign * cv2.GaussianBlur(e, (k, k), sigma, borderType=cv2.BORDER_REFLECT)
+    return out
+
+
+def texture_region(ldr: np.ndarray, erode: int = TEXTURE_ERODE) -> np.ndarray:
+    """The over-exposed region eroded by ``erode`` px (a disc), where the fill is judged."""
+    import cv2
+
+    over = overexposed_mask(ldr).astype(np.uint8)
+    if erode <= 0:
+        return over.astype(bool)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode + 1, 2 * erode + 1))
+    return cv2.erode(over, disc, borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+
+
+def spurious_texture_terms(aligned: np.ndarray, gt: np.ndarray, region: np.ndarray) -> tuple[float, float]:
+    """``(mean((bp(pred) - bp(gt))^2), mean(bp(gt)^2))`` over ``region`` (NaNs if empty)."""
+    if not region.any():
+        return float("nan"), float("nan")
+    bp, bg = texture_bandpass(aligned), texture_bandpass(gt)
+    return float(np.mean((bp - bg)[region] ** 2)), float(np.mean(bg[region] ** 2))
+
+
+def spurious_texture(aligned: np.ndarray, gt: np.ndarray, region: np.ndarray) -> float:
+    """S = mean((bp(pred) - bp(gt))^2) / mean(bp(gt)^2) over ``region``.
+
+    0 = the truth's texture exactly; 1.0 = a fill with no texture at all (or one as wrong
+    as none); above 1 = texture that is not there.  NaN when the region is empty or the
+    truth has no texture there at -2 EV (nothing to compare with).
+    """
+    num, den = spurious_texture_terms(aligned, gt, region)
+    if not np.isfinite(den) or den < TEXTURE_MIN_ENERGY:
+        return float("nan")
+    return num / den
+
+
 def score(pred: np.ndarray, gt: np.ndarray, ldr: np.ndarray) -> dict[str, float]:
-    """All protocol metrics for one prediction (aligned here) against its ground truth."""
+    """All protocol metrics for one prediction (aligned here) against its ground truth.
+
+    ``ldr`` is the input that defines the regions (alignment pixels, over-exposed region).
+    Besides the PSNRs: ``light_ratio`` (light held in the over-exposed region, 1 = right),
+    ``texture_s`` (spurious texture S in the fill) and its two terms, for pooling.
+    """
     aligned = pred * alignment_scale(pred, gt, ldr)
     over = overexposed_mask(ldr)
+    num, den = spurious_texture_terms(aligned, gt, texture_region(ldr))
     return {
         "pu21": pu21_psnr(aligned, gt),
         "pu21_over": pu21_psnr(aligned, gt, over),
         "log_psnr": log_psnr(aligned, gt),
         "tm_psnr": tonemapped_psnr(aligned, gt),
         "tm_ssim": ssim(tonemap(aligned), tonemap(gt)),
+        "light_ratio": light_ratio(aligned, gt, over),
+        "texture_s": num / den if np.isfinite(den) and den >= TEXTURE_MIN_ENERGY else float("nan"),
+        "texture_num": num,
+        "texture_den": den,
     }
+
+
+def geometric_mean(values) -> float:
+    """exp(mean(log v)) over the finite, positive values (NaN if none)."""
+    v = np.asarray([x for x in values if np.isfinite(x) and x > 0], dtype=np.float64)
+    return float(np.exp(np.mean(np.log(v)))) if v.size else float("nan")
+
+
+def mean_abs_stops(values) -> float:
+    """Mean |log2 v| over finite, positive ratios: the light error in stops."""
+    v = np.asarray([x for x in values if np.isfinite(x) and x > 0], dtype=np.float64)
+    return float(np.mean(np.abs(np.log2(v)))) if v.size else float("nan")
+
+
+def pooled_texture(nums, dens) -> float:
+    """S pooled over images: sum of the error energies over sum of the truth's energies."""
+    pairs = [(n, d) for n, d in zip(nums, dens) if np.isfinite(n) and np.isfinite(d)]
+    den = sum(d for _, d in pairs)
+    return float(sum(n for n, _ in pairs) / den) if den > 0 else float("nan")
 
 
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:

@@ -11,7 +11,7 @@ folder laid out like ``../shared/data`` (``hdr/INDEX.csv`` plus the image files)
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -66,34 +66,73 @@ def index_rows(data_root: str | Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def scene_paths(data_root: str | Path, split: str) -> list[str]:
-    """Relative paths of the scenes in ``split`` (``train`` or ``val``), per ``splits.yaml``."""
-    splits = load_splits()
-    val, excluded = set(splits["validation"]), set(splits["excluded"])
-    rows = index_rows(data_root)
+VALIDATION_SPLITS = ("v1", "v2")
+
+
+def validation_split_paths(splits: dict, name: str) -> list[str]:
+    """The scene list of validation split ``name`` (``v1`` or ``v2``) from ``splits.yaml``."""
+    if name == "v1":
+        return list(splits["validation"])
+    if name == "v2":
+        return list(splits["validation"]) + list(splits.get("validation_v2_added", []))
+    raise ValueError(f"unknown validation split {name!r}; choose from {VALIDATION_SPLITS}")
+
+
+def _split_name(split: str) -> str:
+    """``val`` -> the training validation split; ``val:v2`` / ``v2`` -> ``v2``."""
     if split == "val":
-        return [r["path"] for r in rows if r["path"] in val]
+        return load_splits().get("training_validation", "v1")
+    return split.split(":", 1)[1] if split.startswith("val:") else split
+
+
+def split_views(split: str) -> int:
+    """Default views per scene of a validation split (``splits.yaml`` ``views``)."""
+    return int(load_splits().get("views", {}).get(_split_name(split), 2))
+
+
+def scene_paths(data_root: str | Path, split: str) -> list[str]:
+    """Relative paths of the scenes in ``split``, per ``splits.yaml``, in INDEX.csv order.
+
+    ``train``: CC0/BSD scenes minus every validation scene (v1 and v2) and the excluded;
+    ``v1``/``val:v1`` and ``v2``/``val:v2``: those validation splits; ``val``: the one
+    training validates on (``training_validation``).
+    """
+    splits = load_splits()
+    excluded = set(splits["excluded"])
+    rows = index_rows(data_root)
     if split != "train":
-        raise ValueError(f"unknown split {split!r}")
+        val = set(validation_split_paths(splits, _split_name(split)))
+        return [r["path"] for r in rows if r["path"] in val]
+    held_out = set().union(*(validation_split_paths(splits, v) for v in VALIDATION_SPLITS))
     ok = tuple(splits["permissive_licences"])
     return [
         r["path"]
         for r in rows
-        if r["path"] not in val and r["path"] not in excluded and r["license"].startswith(ok) and float(r["max"]) > 1.0
+        if r["path"] not in held_out and r["path"] not in excluded and r["license"].startswith(ok) and float(r["max"]) > 1.0
     ]
 
 
 def load_scenes(data_root: str | Path, split: str, limit: int | None = None) -> list[Scene]:
-    """Read the split's HDR images, normalised so their 99th percentile peak is 1."""
+    """Read the split's HDR images, normalised so their 99th percentile peak is 1.
+
+    Panoramas stored squeezed to 1:2 (``equirect (1:2 squeezed)``) are stretched back to
+    2:1 and treated as panoramas.
+    """
+    import cv2
+
     root = Path(data_root) / "hdr"
     rows = {r["path"]: r for r in index_rows(data_root)}
     scenes = []
     for rel in scene_paths(data_root, split)[:limit]:
         img = np.nan_to_num(read_hdr(root / rel), nan=0.0, posinf=0.0, neginf=0.0)
         img = np.maximum(img, 0.0)
+        projection = rows[rel].get("projection", "")
+        if projection.startswith("equirect") and "squeezed" in projection:
+            h = max(img.shape[:2])
+            img = cv2.resize(img, (2 * h, h), interpolation=cv2.INTER_LINEAR)
         scale = np.percentile(img.max(axis=2), 99.0)
         img = (img / max(scale, 1e-8)).astype(np.float32)
-        scenes.append(Scene(rel, img, rows[rel]["projection"] == "equirect", rows[rel]["license"]))
+        scenes.append(Scene(rel, img, projection.startswith("equirect"), rows[rel]["license"]))
     return scenes
 
 
@@ -157,12 +196,77 @@ def clip_fraction_of(hdr: np.ndarray) -> float:
     return float((hdr.max(axis=2) > 1.0).mean())
 
 
-def _jpeg(encoded8: np.ndarray, quality: int) -> np.ndarray:
+def _jpeg(encoded8: np.ndarray, quality: int, subsampling: str | None = None) -> np.ndarray:
+    """Encode + decode an 8-bit RGB image as JPEG (OpenCV/libjpeg; default 4:2:0 chroma)."""
     import cv2
 
     bgr = np.round(encoded8[:, :, ::-1] * 255).astype(np.uint8)
-    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    if subsampling is not None:
+        factors = {"420": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420, "422": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_422,
+                   "444": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444}
+        params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, factors[subsampling]]
+    ok, buf = cv2.imencode(".jpg", bgr, params)
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1].astype(np.float32) / 255.0
+
+
+def sharpen(encoded: np.ndarray, amount: float, sigma: float) -> np.ndarray:
+    """In-camera unsharp mask on the display-encoded image: ``x + amount (x - blur(x))``,
+    clipped to [0, 1] (the halos cameras add along edges)."""
+    import cv2
+
+    if amount <= 0:
+        return encoded
+    k = 2 * int(np.ceil(3 * sigma)) + 1
+    blurred = cv2.GaussianBlur(encoded.astype(np.float32), (k, k), sigma, borderType=cv2.BORDER_REFLECT)
+    return np.clip(encoded + amount * (encoded - blurred), 0.0, 1.0).astype(np.float32)
+
+
+@dataclass
+class CameraJPEG:
+    """How a camera or a web pipeline writes its JPEG: in-camera sharpening, a little
+    noise in the encoded image (demosaicing/processing residue), 8-bit rounding, then
+    JPEG at some quality with 4:2:0 or 4:4:4 chroma.  Each knob is drawn per image."""
+
+    quality: tuple[int, int] = (60, 100)
+    subsampling_444_probability: float = 0.3
+    sharpen_probability: float = 0.6
+    sharpen_amount: tuple[float, float] = (0.1, 0.6)
+    sharpen_sigma: tuple[float, float] = (0.7, 1.5)
+    noise_probability: float = 0.5
+    max_noise: float = 1.0 / 255
+
+    def apply(self, encoded: np.ndarray, rng: np.random.Generator, quality: tuple[int, int] | None = None) -> tuple[np.ndarray, int]:
+        """``encoded`` (continuous, [0, 1]) -> the decoded JPEG and its quality (drawn from
+        ``quality``, default ``self.quality``)."""
+        from .. import crf
+
+        x = encoded
+        if self.sharpen_probability > 0 and rng.random() < self.sharpen_probability:
+            x = sharpen(x, rng.uniform(*self.sharpen_amount), rng.uniform(*self.sharpen_sigma))
+        if self.noise_probability > 0 and rng.random() < self.noise_probability:
+            sigma = rng.uniform(0, self.max_noise)
+            x = np.clip(x + sigma * rng.standard_normal(x.shape).astype(np.float32), 0.0, 1.0)
+        lo, hi = quality or self.quality
+        q = int(rng.integers(lo, hi + 1))
+        sub = "444" if self.subsampling_444_probability > 0 and rng.random() < self.subsampling_444_probability else "420"
+        return _jpeg(crf.quantize(x).astype(np.float32), q, sub), q
+
+
+#: The evaluation's camera-JPEG variant: quality 60-90, always 4:2:0, light sharpening,
+#: no added noise (the validation pairs are noise-free).
+EVAL_CAMERA_JPEG = CameraJPEG(quality=(60, 90), subsampling_444_probability=0.0, sharpen_probability=1.0,
+                              sharpen_amount=(0.1, 0.3), sharpen_sigma=(0.8, 1.2), noise_probability=0.0)
+
+
+def camera_jpeg_variant(pair: Pair, seed, options: CameraJPEG = EVAL_CAMERA_JPEG) -> Pair:
+    """The same validation pair with its input re-made as a camera JPEG (from the clean
+    camera output ``encoded``; ground truth, curve and linear image unchanged).  Seeded."""
+    rng = np.random.default_rng(seed)
+    ldr, quality = options.apply(pair.encoded, rng)
+    return replace(pair, ldr=ldr, jpeg_quality=quality)
 
 
 @dataclass
@@ -174,14 +278,20 @@ class SynthesisOptions:
     max_signal_noise: float = 0.08 / 6
     max_constant_noise: float = 0.005
     white_balance_jitter: float = 0.15
-    jpeg_probability: float = 0.3
-    jpeg_quality: tuple[int, int] = (90, 100)
+    jpeg_probability: float = 0.5
+    jpeg_quality: tuple[int, int] = (60, 100)
     augment: bool = True
+    #: how the JPEG is made: camera-style (sharpening, noise, 4:2:0 or 4:4:4; see
+    #: CameraJPEG) at ``jpeg_quality``; None: plain libjpeg 4:2:0 at ``jpeg_quality`` (the
+    #: v1 validation protocol, and what training used before camera JPEGs)
+    camera: CameraJPEG | None = field(default_factory=CameraJPEG)
 
     @classmethod
     def validation(cls) -> "SynthesisOptions":
-        """METRICS.md protocol: 5-15% clipped, no noise or WB jitter, JPEG on a third of pairs."""
-        return cls((0.05, 0.15), 0.0, 0.0, 0.0, 0.0, 1 / 3, (90, 100), False)
+        """METRICS.md protocol: 5-15% clipped, no noise or WB jitter, JPEG (quality 90-100,
+        plain libjpeg) on a third of pairs.  Kept exactly as it was so the v1 validation
+        pairs stay byte-identical."""
+        return cls((0.05, 0.15), 0.0, 0.0, 0.0, 0.0, 1 / 3, (90, 100), False, None)
 
 
 def make_pair(
@@ -212,8 +322,11 @@ def make_pair(
         return None
     quality = 0
     if rng.random() < options.jpeg_probability:
-        quality = int(rng.integers(options.jpeg_quality[0], options.jpeg_quality[1] + 1))
-        ldr = _jpeg(ldr, quality)
+        if options.camera is not None:
+            ldr, quality = options.camera.apply(encoded, rng, options.jpeg_quality)
+        else:
+            quality = int(rng.integers(options.jpeg_quality[0], options.jpeg_quality[1] + 1))
+            ldr = _jpeg(ldr, quality)
     return Pair(
         ldr=ldr,
         encoded=encoded,
