@@ -62,6 +62,8 @@ def apply(
     device: str = "auto",
     precision: str = "auto",
     tile: int | str | None = "auto",
+    input_space: str = "srgb",
+    output_space: str = "lin-rec709",
     **options: Any,
 ) -> np.ndarray:
     """Reconstruct a scene-linear HDR image from one display-referred image, cv2 style.
@@ -71,11 +73,21 @@ def apply(
     alpha channel passed through as float in [0, 1]) in the same channel order; when
     ``dst`` (float32, that shape) is given it is filled and returned.  ``exposure`` adds EV.
     The engine (networks on ``device`` at ``precision``) is cached between calls.
+
+    ``input_space``: the colour space of ``img``'s code values (``srgb``, ``display-p3``,
+    ``adobe-rgb``, ``rec709``, ``rec2020``; ``auto`` means ``srgb``, since an array carries
+    no tag).  ``output_space``: ``lin-rec709`` (default), ``lin-rec2020``, ``lin-p3``,
+    ``acescg`` or ``aces2065-1`` (see :mod:`hdr_plugin.color`).
     """
     order = channel_order.lower()
     if order not in ("bgr", "rgb"):
         raise ValueError(f"channel_order must be 'bgr' or 'rgb', got {channel_order!r}")
     rgb, alpha = _validate(img, order)
+    from .color import OutputTransform
+    from .input_color import engine_input, engine_output_space, resolve
+
+    colour = resolve(None, None if input_space == "auto" else input_space)
+    transform = OutputTransform(output_space)
     out_channels = 3 if alpha is None else 4
     shape = (rgb.shape[0], rgb.shape[1], out_channels)
     if dst is not None:
@@ -83,7 +95,8 @@ def apply(
             got = f"{dst.dtype} {dst.shape}" if isinstance(dst, np.ndarray) else type(dst).__name__
             raise ValueError(f"dst must be a float32 array of shape {shape}, got {got}")
     engine = engine or load_engine(weights, device=device, precision=precision, tile=tile)
-    hdr = engine.reconstruct(rgb, exposure=exposure, **options).image
+    hdr = engine.reconstruct(engine_input(rgb, colour), exposure=exposure, **options).image
+    hdr = transform.apply(hdr, engine_output_space(colour))
     if order == "bgr":
         hdr = hdr[:, :, ::-1]
     out = dst if dst is not None else np.empty(shape, np.float32)
