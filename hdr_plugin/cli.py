@@ -16,6 +16,8 @@ import signal
 import sys
 import threading
 import time
+import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -78,6 +80,28 @@ class Progress:
 
 
 # --------------------------------------------------------------------------- inputs
+def _missing_reason(p: Path) -> str:
+    """Why a named input is neither a file nor a folder, in words."""
+    import errno
+    import os
+
+    try:
+        os.stat(p)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop (the link points back at itself)"
+        if p.is_symlink():
+            return f"broken symbolic link (its target {os.readlink(p)} does not exist)"
+        if e.errno in (errno.EACCES, errno.EPERM):
+            return "permission denied"
+        if e.errno != errno.ENOENT:
+            return f"cannot be read ({e.strerror})"
+        return "no such file or folder"
+    except ValueError as e:
+        return f"not a valid file name ({e})"
+    return "not a regular file or folder (a device, pipe or socket)"
+
+
 def expand_inputs(inputs: Iterable[str], recursive: bool) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Files from paths, folders and globs (expanded here so they work on Windows too).
 
@@ -103,7 +127,7 @@ def expand_inputs(inputs: Iterable[str], recursive: bool) -> tuple[list[tuple[Pa
                 problems.append(f"{item}: pattern matches no files")
             files += [(f, Path(".")) for f in found]
         else:
-            problems.append(f"{item}: no such file or folder")
+            problems.append(f"{item}: {_missing_reason(p)}")
     seen: set[Path] = set()
     unique = []
     for f, rel in files:
@@ -133,11 +157,80 @@ def _engine_from_args(args):
 
 
 def _load_curve(path: str):
+    """An inverse camera curve file (``.npy`` or text), checked; errors name the file."""
     import numpy as np
 
+    from .crf import N_SAMPLES
+
     p = Path(path)
-    curve = np.load(p) if p.suffix == ".npy" else np.loadtxt(p)
-    return np.asarray(curve, dtype=np.float32).reshape(-1)
+    try:
+        if p.is_dir():
+            raise ValueError("is a folder, not a curve file")
+        if p.suffix == ".npy":
+            curve = np.load(p, allow_pickle=False)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # numpy warns about empty files; we say it below
+                curve = np.loadtxt(p, dtype=np.float64, ndmin=1)
+        curve = np.asarray(curve, dtype=np.float64).reshape(-1)
+    except FileNotFoundError:
+        raise ValueError(f"--curve {path}: no such file") from None
+    except (OSError, ValueError, EOFError, UnicodeDecodeError) as e:
+        why = str(e) if isinstance(e, ValueError) and str(e).startswith("is a folder") else (
+            f"not a readable {'.npy array' if p.suffix == '.npy' else 'text file of numbers'} ({type(e).__name__}: {str(e)[:160]})"
+        )
+        raise ValueError(f"--curve {path}: {why}") from None
+    if curve.size != N_SAMPLES:
+        raise ValueError(f"--curve {path}: holds {curve.size} samples, an inverse camera curve has {N_SAMPLES} (make one with estimate-curve)")
+    if not np.isfinite(curve).all():
+        raise ValueError(f"--curve {path}: contains NaN or infinite values")
+    if np.any(np.diff(curve) < 0) or abs(curve[0]) > 1e-6 or abs(curve[-1] - 1) > 1e-6:
+        raise ValueError(f"--curve {path}: not an inverse camera curve (it must rise monotonically from 0 to 1)")
+    return curve.astype(np.float32)
+
+
+def _read_one(src: Path, args):
+    """Read one input with the bad-input options; corrupt-data warnings (--allow-corrupt) are printed."""
+    from .io import DEFAULT_MAX_PIXELS, read_input
+
+    allow = bool(getattr(args, "allow_corrupt", False))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = read_input(src, args.input_encoding, max_pixels=getattr(args, "max_pixels", DEFAULT_MAX_PIXELS), allow_corrupt=allow)
+    for w in caught:  # CorruptImageWarning and anything else the decoders said
+        if not getattr(args, "json", False):
+            print(f"warning: {w.message}", file=sys.stderr)
+        else:
+            log.warning("%s", w.message)
+    return image
+
+
+def _is_out_of_memory(e: BaseException) -> bool:
+    text = str(e).lower()
+    return isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text))
+
+
+def _file_error(src: Path, e: BaseException) -> str:
+    """What went wrong with one file, in words, without repeating its name."""
+    if _is_out_of_memory(e):
+        return (
+            f"out of memory ({type(e).__name__}: {str(e)[:200] or 'no details'}); lower --max-memory or --tile, "
+            "or refuse such images with a lower --max-pixels"
+        )
+    text = str(e) or type(e).__name__
+    prefix = f"{src}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+def _internal_error(src: Path | None, e: BaseException, args) -> str:
+    """An unexpected exception: one line naming the file, the traceback only with --debug."""
+    if getattr(args, "debug", False):
+        traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
+    where = f" while converting {src}" if src is not None else ""
+    return (
+        f"internal error{where} ({type(e).__name__}: {str(e)[:300]}); this is a bug in hdr-plugin "
+        f"{__version__}: please report it with the output of the same command with --debug"
+    )
 
 
 def _jobs(args) -> tuple[list[tuple[Path, Path]], list[str], str]:
@@ -160,41 +253,8 @@ def _jobs(args) -> tuple[list[tuple[Path, Path]], list[str], str]:
     return jobs, problems, fmt
 
 
-def _colour_from_args(args, fmt: str) -> dict:
-    """Output transform and pass collector for ``convert`` (see hdr_plugin.color / passes)."""
-    from .color import OutputTransform
-    from .passes import PassCollector, parse_passes
-
-    passes = parse_passes(args.passes)
-    if (passes or args.multipart) and fmt != "exr":
-        raise ValueError("--passes and --multipart need EXR output")
-    if fmt != "exr" and (args.output_space != "lin-rec709" or args.ocio):
-        log.warning("hdr-plugin: Radiance .hdr files carry no colour tag; the pixels are in %s", args.ocio_space or args.output_space)
-    transform = OutputTransform(args.output_space, args.ocio, args.ocio_space)
-    return {"transform": transform, "collector": PassCollector(passes) if passes else None, "multipart": args.multipart}
-
-
-def _colour_input(image, args, colour: dict):
-    """The input's colour (file tags or --input-space) and the RGB the engine gets."""
-    from .input_color import engine_input, resolve
-
-    in_colour = resolve(image.color, args.input_space)
-    log.info("hdr-plugin: %s: input colour %s", image.path, in_colour.summary())
-    if in_colour.note and args.input_space in (None, "auto") and not args.quiet and not args.json and in_colour.source != "untagged":
-        print(f"note: {image.path}: {in_colour.note}", file=sys.stderr)
-    return engine_input(image.rgb, in_colour), in_colour
-
-
-def _colour_output(result, in_colour, colour: dict):
-    from .passes import prepare_output
-
-    rgb, options = prepare_output(result, in_colour, colour["transform"], colour["collector"])
-    options["multipart"] = colour["multipart"]
-    return rgb, options
-
-
 def cmd_convert(args) -> int:
-    from .io import ImageReadError, read_input, write_image
+    from .io import ImageReadError, write_image
     from .pipeline import Cancelled
     from .plugins import register_plugin, unregister_plugin
 
@@ -211,15 +271,12 @@ def cmd_convert(args) -> int:
         return 2
     try:
         curve = _load_curve(args.curve) if args.curve else None
-        colour = _colour_from_args(args, fmt)
         engine = _engine_from_args(args)
-    except Exception as e:  # device missing, weights corrupt, bad colour options: nothing can run
+    except Exception as e:  # device missing, weights corrupt: nothing can run
         print(f"error: {e}", file=sys.stderr)
         progress.emit(event="error", message=str(e))
         return 2
     register_plugin(progress, name="hdr-plugin-cli-progress", pm=engine.plugin_manager)
-    if colour["collector"] is not None:
-        register_plugin(colour["collector"], name="hdr-plugin-cli-passes", pm=engine.plugin_manager)
     converted, skipped, failed = [], [], []
     t0 = time.perf_counter()
     try:
@@ -237,33 +294,33 @@ def cmd_convert(args) -> int:
             try:
                 if dst.resolve() == src.resolve():
                     raise ValueError("output would replace the input")
-                image = read_input(src, args.input_encoding)
-                rgb_in, in_colour = _colour_input(image, args, colour)
-                if colour["collector"] is not None:
-                    colour["collector"].reset()
-                result = engine.reconstruct(rgb_in, exposure=args.exposure, curve=curve, source=str(src))
-                rgb_out, exr_options = _colour_output(result, in_colour, colour)
+                image = _read_one(src, args)
+                result = engine.reconstruct(image.rgb, exposure=args.exposure, curve=curve, source=str(src))
                 write_image(
                     dst,
-                    rgb_out,
+                    result.image,
                     image.alpha,
                     half=not args.float,
                     compression=args.compression,
                     overwrite=args.overwrite,
+                    attributes=result.metadata if fmt == "exr" else None,
                     premultiply=not image.alpha_associated,
-                    **(exr_options if fmt == "exr" else {}),
                 )
                 seconds = result.timings.get("total", 0.0)
                 converted.append((src, dst, seconds))
                 progress.emit(event="done", input=str(src), output=str(dst), index=index, seconds=round(seconds, 3))
                 if progress.mode in ("plain", "bar") and not args.quiet:
                     print(f"{src} -> {dst} ({seconds:.1f} s)", file=sys.stderr)
-            except Cancelled:
+            except (Cancelled, BrokenPipeError):
                 raise
-            except (ImageReadError, ValueError, OSError, RuntimeError) as e:
-                failed.append((src, str(e)))
-                progress.emit(event="error", input=str(src), message=str(e), index=index)
-                print(f"error: {src}: {e}", file=sys.stderr)
+            except (ImageReadError, ValueError, OSError, RuntimeError, MemoryError) as e:  # this file only
+                failed.append((src, _file_error(src, e)))
+                progress.emit(event="error", input=str(src), message=f"{src}: {failed[-1][1]}", index=index)
+                print(f"error: {src}: {failed[-1][1]}", file=sys.stderr)
+            except Exception as e:  # a bug: said per file, and the batch goes on
+                failed.append((src, _internal_error(src, e, args)))
+                progress.emit(event="error", input=str(src), message=f"{src}: {failed[-1][1]}", index=index, internal=True)
+                print(f"error: {src}: {failed[-1][1]}", file=sys.stderr)
             finally:
                 progress.close_tiles()
     except (Cancelled, KeyboardInterrupt, BrokenPipeError):
@@ -275,8 +332,6 @@ def cmd_convert(args) -> int:
         return 130
     finally:
         unregister_plugin(progress, pm=engine.plugin_manager)
-        if colour["collector"] is not None:
-            unregister_plugin(colour["collector"], pm=engine.plugin_manager)
     elapsed = time.perf_counter() - t0
     summary = f"{len(converted)} converted, {len(skipped)} skipped, {len(failed) + len(problems)} failed in {elapsed:.1f} s"
     progress.emit(event="summary", converted=len(converted), skipped=len(skipped), failed=len(failed) + len(problems))
@@ -390,6 +445,37 @@ def cmd_export_torchscript(args) -> int:
 
 
 # --------------------------------------------------------------------------- parser
+def _exposure(value: str) -> float:
+    try:
+        ev = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--exposure takes a number of EV stops such as -1.5, not {value!r}")
+    if ev != ev or abs(ev) > 64:
+        raise argparse.ArgumentTypeError(f"--exposure must be a finite number of EV between -64 and 64, not {value!r}")
+    return ev
+
+
+def _suffix(value: str) -> str:
+    if any(c in value for c in "/\\\0") or value in (".", ".."):
+        raise argparse.ArgumentTypeError(f"--suffix is added to file names and cannot contain a path separator: {value!r}")
+    return value
+
+
+def _max_pixels(value: str) -> int:
+    """``120000000``, ``120M``, ``1.5G`` or ``none`` (no limit) -> pixels."""
+    text = value.strip().lower().replace("_", "")
+    if text in ("none", "0", "unlimited"):
+        return None
+    scale = {"k": 10**3, "m": 10**6, "g": 10**9}.get(text[-1:], 1)
+    try:
+        n = float(text[:-1] if scale > 1 else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--max-pixels takes a pixel count such as 200000000 or 200M (or none), not {value!r}")
+    if not n >= 1 or n != n or n == float("inf"):
+        raise argparse.ArgumentTypeError(f"--max-pixels must be a positive pixel count, not {value!r}")
+    return int(n)
+
+
 def _tile(value: str):
     if value == "auto":
         return "auto"
@@ -402,12 +488,22 @@ def _tile(value: str):
     return n
 
 
+def _overlap(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--tile-overlap takes a pixel count, not {value!r}")
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"--tile-overlap must be 0 or more pixels, not {n}")
+    return n
+
+
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps; an unavailable device is an error")
     g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="network precision (default: auto, see README)")
     g.add_argument("--tile", type=_tile, default="auto", help="tile size in pixels, 0 for whole image, auto (default 1024)")
-    g.add_argument("--tile-overlap", type=int, default=96, help="context pixels around each tile (default 96)")
+    g.add_argument("--tile-overlap", type=_overlap, default=96, help="context pixels around each tile (default 96)")
     g.add_argument("--weights", default=None, help="weights folder or .safetensors (default: shipped weights, or $HDR_PLUGIN_WEIGHTS)")
 
 
@@ -432,30 +528,23 @@ def build_parser() -> argparse.ArgumentParser:
     half.add_argument("--half", dest="float", action="store_false", help="16-bit half-float EXR (default; float32 is used automatically above 65504)")
     half.add_argument("--float", dest="float", action="store_true", help="32-bit float EXR")
     c.add_argument("--compression", default="zip", choices=["zip", "piz", "none", "zips", "rle", "dwaa", "dwab"], help="EXR compression (default zip; dwaa/dwab are lossy)")
-    c.add_argument("--suffix", default="", help="appended to each output file name stem")
+    c.add_argument("--suffix", type=_suffix, default="", help="appended to each output file name stem")
     c.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists")
     c.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    c.add_argument("--exposure", type=float, default=0.0, help="exposure adjustment in EV added to the output")
+    c.add_argument("--exposure", type=_exposure, default=0.0, help="exposure adjustment in EV added to the output")
     c.add_argument("--curve", help="use this inverse camera curve (.npy or text, 1024 samples) instead of estimating one")
-    col = c.add_argument_group("colour (see README, Colour)")
-    col.add_argument(
-        "--input-space",
-        default="auto",
-        choices=["auto", "srgb", "display-p3", "adobe-rgb", "rec709", "rec2020"],
-        help="the input's colour space (default auto: from the file's ICC profile / PNG / EXIF tags; untagged = srgb)",
-    )
-    col.add_argument(
-        "--output-space",
-        default="lin-rec709",
-        choices=["lin-rec709", "lin-rec2020", "lin-p3", "acescg", "aces2065-1"],
-        help="scene-linear output space, written into the EXR chromaticities (default lin-rec709)",
-    )
-    col.add_argument("--ocio", metavar="CONFIG", help="OpenColorIO config file or built-in URI (e.g. ocio://default); needs --ocio-space")
-    col.add_argument("--ocio-space", metavar="NAME", help="colour space of the --ocio config to write (e.g. ACEScct)")
-    col.add_argument("--passes", metavar="LIST", help="extra EXR layers: any of mask,linear,hallucinated,curve (or all)")
-    col.add_argument("--multipart", action="store_true", help="write --passes as parts of a multi-part EXR instead of layers")
     c.add_argument("--json", action="store_true", help="machine-readable progress: one JSON object per line on stdout")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    bad = c.add_argument_group("bad input (see README 'Bad input and limits')")
+    bad.add_argument(
+        "--max-pixels",
+        type=_max_pixels,
+        default=120_000_000,
+        metavar="N",
+        help="refuse inputs whose header claims more pixels (default 120M: 8K frames and 100-MP photos pass; none: no limit)",
+    )
+    bad.add_argument("--allow-corrupt", action="store_true", help="convert files the decoder reports as corrupt (with a warning) instead of failing them")
+    bad.add_argument("--debug", action="store_true", help="print the traceback of internal errors")
     s = c.add_argument_group("shots (image sequences and video; see README 'Shots and farms')")
     s.add_argument("--frames", help="frames of a pattern/video input: 1001-1100, 1001-1100x2, 1,5,9-12 (default: all on disk)")
     s.add_argument("--curve-per-frame", action="store_true", help="estimate a camera curve per frame instead of one per shot")
@@ -541,6 +630,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # outside the per-file handling: one line, the traceback with --debug
+        from .io import ImageReadError
+        from .weights import WeightsError
+
+        if isinstance(e, (ImageReadError, WeightsError)):
+            print(f"error: {e}", file=sys.stderr)
+        else:
+            print(f"error: {_internal_error(None, e, args)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
