@@ -253,6 +253,39 @@ def _jobs(args) -> tuple[list[tuple[Path, Path]], list[str], str]:
     return jobs, problems, fmt
 
 
+def _colour_from_args(args, fmt: str) -> dict:
+    """Output transform and pass collector for ``convert`` (see hdr_plugin.color / passes)."""
+    from .color import OutputTransform
+    from .passes import PassCollector, parse_passes
+
+    passes = parse_passes(args.passes)
+    if (passes or args.multipart) and fmt != "exr":
+        raise ValueError("--passes and --multipart need EXR output")
+    if fmt != "exr" and (args.output_space != "lin-rec709" or args.ocio):
+        log.warning("hdr-plugin: Radiance .hdr files carry no colour tag; the pixels are in %s", args.ocio_space or args.output_space)
+    transform = OutputTransform(args.output_space, args.ocio, args.ocio_space)
+    return {"transform": transform, "collector": PassCollector(passes) if passes else None, "multipart": args.multipart}
+
+
+def _colour_input(image, args, colour: dict):
+    """The input's colour (file tags or --input-space) and the RGB the engine gets."""
+    from .input_color import engine_input, resolve
+
+    in_colour = resolve(image.color, args.input_space)
+    log.info("hdr-plugin: %s: input colour %s", image.path, in_colour.summary())
+    if in_colour.note and args.input_space in (None, "auto") and not args.quiet and not args.json and in_colour.source != "untagged":
+        print(f"note: {image.path}: {in_colour.note}", file=sys.stderr)
+    return engine_input(image.rgb, in_colour), in_colour
+
+
+def _colour_output(result, in_colour, colour: dict):
+    from .passes import prepare_output
+
+    rgb, options = prepare_output(result, in_colour, colour["transform"], colour["collector"])
+    options["multipart"] = colour["multipart"]
+    return rgb, options
+
+
 def cmd_convert(args) -> int:
     from .io import ImageReadError, write_image
     from .pipeline import Cancelled
@@ -271,12 +304,15 @@ def cmd_convert(args) -> int:
         return 2
     try:
         curve = _load_curve(args.curve) if args.curve else None
+        colour = _colour_from_args(args, fmt)
         engine = _engine_from_args(args)
-    except Exception as e:  # device missing, weights corrupt: nothing can run
+    except Exception as e:  # device missing, weights corrupt, bad colour options: nothing can run
         print(f"error: {e}", file=sys.stderr)
         progress.emit(event="error", message=str(e))
         return 2
     register_plugin(progress, name="hdr-plugin-cli-progress", pm=engine.plugin_manager)
+    if colour["collector"] is not None:
+        register_plugin(colour["collector"], name="hdr-plugin-cli-passes", pm=engine.plugin_manager)
     converted, skipped, failed = [], [], []
     t0 = time.perf_counter()
     try:
@@ -295,16 +331,20 @@ def cmd_convert(args) -> int:
                 if dst.resolve() == src.resolve():
                     raise ValueError("output would replace the input")
                 image = _read_one(src, args)
-                result = engine.reconstruct(image.rgb, exposure=args.exposure, curve=curve, source=str(src))
+                rgb_in, in_colour = _colour_input(image, args, colour)
+                if colour["collector"] is not None:
+                    colour["collector"].reset()
+                result = engine.reconstruct(rgb_in, exposure=args.exposure, curve=curve, source=str(src))
+                rgb_out, exr_options = _colour_output(result, in_colour, colour)
                 write_image(
                     dst,
-                    result.image,
+                    rgb_out,
                     image.alpha,
                     half=not args.float,
                     compression=args.compression,
                     overwrite=args.overwrite,
-                    attributes=result.metadata if fmt == "exr" else None,
                     premultiply=not image.alpha_associated,
+                    **(exr_options if fmt == "exr" else {}),
                 )
                 seconds = result.timings.get("total", 0.0)
                 converted.append((src, dst, seconds))
@@ -332,6 +372,8 @@ def cmd_convert(args) -> int:
         return 130
     finally:
         unregister_plugin(progress, pm=engine.plugin_manager)
+        if colour["collector"] is not None:
+            unregister_plugin(colour["collector"], pm=engine.plugin_manager)
     elapsed = time.perf_counter() - t0
     summary = f"{len(converted)} converted, {len(skipped)} skipped, {len(failed) + len(problems)} failed in {elapsed:.1f} s"
     progress.emit(event="summary", converted=len(converted), skipped=len(skipped), failed=len(failed) + len(problems))
@@ -533,6 +575,23 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     c.add_argument("--exposure", type=_exposure, default=0.0, help="exposure adjustment in EV added to the output")
     c.add_argument("--curve", help="use this inverse camera curve (.npy or text, 1024 samples) instead of estimating one")
+    col = c.add_argument_group("colour (see README, Colour)")
+    col.add_argument(
+        "--input-space",
+        default="auto",
+        choices=["auto", "srgb", "display-p3", "adobe-rgb", "rec709", "rec2020"],
+        help="the input's colour space (default auto: from the file's ICC profile / PNG / EXIF tags; untagged = srgb)",
+    )
+    col.add_argument(
+        "--output-space",
+        default="lin-rec709",
+        choices=["lin-rec709", "lin-rec2020", "lin-p3", "acescg", "aces2065-1"],
+        help="scene-linear output space, written into the EXR chromaticities (default lin-rec709)",
+    )
+    col.add_argument("--ocio", metavar="CONFIG", help="OpenColorIO config file or built-in URI (e.g. ocio://default); needs --ocio-space")
+    col.add_argument("--ocio-space", metavar="NAME", help="colour space of the --ocio config to write (e.g. ACEScct)")
+    col.add_argument("--passes", metavar="LIST", help="extra EXR layers: any of mask,linear,hallucinated,curve (or all)")
+    col.add_argument("--multipart", action="store_true", help="write --passes as parts of a multi-part EXR instead of layers")
     c.add_argument("--json", action="store_true", help="machine-readable progress: one JSON object per line on stdout")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     bad = c.add_argument_group("bad input (see README 'Bad input and limits')")
