@@ -3,7 +3,9 @@
 # GEGL/babl through PyGObject for the *system* python3 (/usr/bin/python3), not the venv.
 #   gir1.2-gegl-0.4 gir1.2-babl-0.1 python3-gi python3-numpy
 # GIMP 3 itself (tests/test_gimp_real.py) is installed only where the distribution has it
-# (Debian 13 and later: package "gimp" >= 3.0, which provides gimp-console-3.0).
+# (Debian 13 and later: package "gimp" >= 3.0, which provides gimp-console-3.0 and its
+# Python plug-in support; gir1.2-gimp-3.0 for the batch interpreter).  On Debian 12,
+# .ci/gimp3_root.sh runs that test inside a cached Debian 13 root instead.
 #
 # Never fails the CI: without apt (or root) it prints a warning and the GEGL tests skip
 # with a reason naming this script.
@@ -47,13 +49,13 @@ if ! command -v gimp-console-3.0 >/dev/null 2>&1 && command -v apt-cache >/dev/n
     case "$candidate" in
         3.*|1:3.*)
             if [ "$(id -u)" = "0" ]; then
-                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gimp gimp-python3 gir1.2-gimp-3.0 >/dev/null 2>&1 \
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gimp gir1.2-gimp-3.0 python3-gi >/dev/null 2>&1 \
                     || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gimp >/dev/null 2>&1 \
                     || warn "apt-get install gimp ($candidate) failed; the real-GIMP test will be skipped"
             fi
             ;;
         *)
-            echo "gimp_deps.sh: GIMP 3 is not available from apt here (candidate: ${candidate:-none}); the real-GIMP test will be skipped"
+            echo "gimp_deps.sh: GIMP 3 is not available from apt here (candidate: ${candidate:-none}); .ci/gimp3_root.sh runs the real-GIMP test in a Debian 13 root where it can"
             ;;
     esac
 fi

@@ -111,7 +111,7 @@ def test_external_route_without_the_engine_names_what_to_install():
     px = array.array("f", [0.5] * 3)
     with pytest.raises(core.EngineError, match="No module named hdr_plugin") as e:
         core.run_external(px, 1, 1, core.Settings(device="cpu"), "/usr/bin/python3")
-    assert "pip install hdr-plugin" in str(e.value) and "Engine Python" in str(e.value)
+    assert "pip install torch==2.13.0" in str(e.value) and "Engine Python" in str(e.value)
 
 
 def test_route_selection(monkeypatch, tmp_path):
@@ -130,7 +130,7 @@ def test_route_selection(monkeypatch, tmp_path):
     (tmp_path / "settings.json").unlink()
     assert core.reconstruct_pixels(px, 1, 1, core.Settings())[1] == "in-process"  # hdr_plugin imports here
     monkeypatch.setattr(core, "in_process_available", lambda: False)
-    with pytest.raises(core.EngineError, match="pip install hdr-plugin"):
+    with pytest.raises(core.EngineError, match="pip install torch==2.13.0"):
         core.reconstruct_pixels(px, 1, 1, core.Settings())
     assert calls == [("external", "/opt/py"), ("external", "/env/py"), ("external", "/installed/py"), ("in-process",)]
 
@@ -175,7 +175,7 @@ def test_installer_checks_the_engine_python(tmp_path):
     assert "hdr_plugin" in r.stdout and "torch" in r.stdout
     if Path("/usr/bin/python3").exists():
         r = _install("--dest", str(tmp_path / "x"), "--python", "/usr/bin/python3")
-        assert r.returncode == 1 and "pip install hdr-plugin" in r.stderr
+        assert r.returncode == 1 and "pip install torch==2.13.0" in r.stderr
 
 
 @pytest.mark.parametrize(

@@ -95,7 +95,7 @@ def test_procedure_registration(gegl_report):
     rep = gegl_report[0]["u8_rgba_external"]
     assert rep["procedures"] == ["plug-in-hdr-plugin-reconstruct"]
     p = rep["procedure"]
-    assert p["menu_paths"] == ["<Image>/Filters/Enhance/"] and p["image_types"] == "RGB*"
+    assert p["menu_paths"] == ["<Image>/Filters/Enhance/"] and p["image_types"] == "RGB*, GRAY*"
     assert p["sensitivity_drawable"]
     assert set(p["arguments"]) == {"exposure", "device", "precision", "tile-size"}
     assert p["arguments"]["device"][1] == ["auto", "cpu", "cuda", "mps"]
@@ -155,9 +155,9 @@ def test_cancelled_dialog_runs_nothing(gegl_report):
 @pytest.mark.parametrize(
     "name, needle",
     [
-        ("engine_python_without_engine", "pip install hdr-plugin"),
+        ("engine_python_without_engine", "pip install torch==2.13.0"),
         ("engine_python_missing", "could not be started"),
-        ("no_engine_anywhere", "pip install hdr-plugin"),
+        ("no_engine_anywhere", "pip install torch==2.13.0"),
     ],
 )
 def test_errors_are_reported_through_gimp_message_naming_what_to_install(gegl_report, name, needle):

@@ -91,6 +91,19 @@ def check_engine(python: str) -> tuple[bool, str]:
     return False, r.stderr.strip()[-500:] or f"exit status {r.returncode}"
 
 
+def install_commands(python: str) -> list[str]:
+    """Commands that put the engine into ``python`` on a fresh machine (hdr-plugin is not
+    on a package index: it installs from its wheel or from this checkout)."""
+    checkout = HERE.parent.parent
+    engine = str(checkout) if (checkout / "pyproject.toml").is_file() else "hdr_plugin-<version>-py3-none-any.whl"
+    return [
+        "install it there: first PyTorch, the CPU build:",
+        f"  {python} -m pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu",
+        "  (NVIDIA GPU: the CUDA index that pytorch.org lists for your driver instead of .../whl/cpu), then the engine:",
+        f"  {python} -m pip install {engine}",
+    ]
+
+
 def _engine_python_default() -> str:
     try:
         import hdr_plugin  # noqa: F401
@@ -131,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         ok, message = check_engine(python)
         if not ok:
             print(f"error: the engine Python {python} cannot run the engine: {message}", file=sys.stderr)
-            print(f"       install it there ({python} -m pip install hdr-plugin) or pass --python PATH", file=sys.stderr)
+            for line in install_commands(python):
+                print(f"       {line}", file=sys.stderr)
+            print("       or pass --python PATH", file=sys.stderr)
             return 1
         print(f"engine Python: {python}: {message}")
     elif python:

@@ -196,6 +196,9 @@ class Drawable(GObject.Object):
     def is_rgb(self):
         return True
 
+    def is_gray(self):
+        return False
+
     def update(self, x, y, w, h):
         self.updates.append((x, y, w, h))
 

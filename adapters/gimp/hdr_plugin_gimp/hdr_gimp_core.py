@@ -48,10 +48,12 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 ProgressFn = Callable[[float, Optional[str]], None]
 
 INSTALL_HELP = (
-    "Install the engine in a Python environment of its own "
-    "('python -m pip install hdr-plugin', with the torch build for your GPU), then either set "
-    "'Engine Python' in this filter's dialog to that interpreter or run "
-    "'python adapters/gimp/install.py' with it (it records the interpreter)."
+    "Install the engine in a Python environment of its own: 'python3 -m venv ~/hdr-venv', then "
+    "'~/hdr-venv/bin/python -m pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu' "
+    "(CPU; for an NVIDIA GPU use the CUDA index that pytorch.org lists for your driver), then "
+    "'~/hdr-venv/bin/python -m pip install <hdr_plugin-VERSION-py3-none-any.whl or the hdr-plugin checkout folder>'. "
+    "Then run 'adapters/gimp/install.py' with that Python (it records the interpreter), set "
+    "$HDR_PLUGIN_PYTHON to it, or set 'Engine Python' in this filter's dialog."
 )
 
 
@@ -167,13 +169,57 @@ def write_linear(buffer, x: int, y: int, width: int, height: int, rgb: array.arr
 
 
 # --------------------------------------------------------------------------- progress
-_STAGES = {"dequantize": (0.05, 0.45), "linearize": (0.45, 0.5), "reconstruct": (0.5, 0.95)}
-_LABELS = {"dequantize": "Removing quantization", "linearize": "Estimating the camera curve", "reconstruct": "Restoring highlights"}
+# The engine's share of the plug-in's progress bar; before it: reading the layer and
+# loading the engine, after it: building the new image.
+ENGINE_SPAN = (0.05, 0.95)
+# Fallback when the engine does not report ``fraction`` (its weighted share of the whole
+# run): a span of one image per stage.  "reconstruct" is the older engines' name for
+# hallucinate + refine.
+_STAGES = {
+    "dequantize": (0.0, 0.45),
+    "linearize": (0.45, 0.5),
+    "reconstruct": (0.5, 1.0),
+    "hallucinate": (0.5, 0.85),
+    "refine": (0.85, 1.0),
+}
+_LABELS = {
+    "dequantize": "Removing quantization",
+    "linearize": "Estimating the camera curve",
+    "reconstruct": "Restoring highlights",
+    "hallucinate": "Restoring highlights",
+    "refine": "Refining",
+}
 
 
-def stage_fraction(stage: str, done: int, total: int) -> float:
-    lo, hi = _STAGES.get(stage, (0.05, 0.95))
-    return lo + (hi - lo) * (done / total if total else 1.0)
+def engine_fraction(stage: str, done: int, total: int, fraction=None) -> float:
+    """The engine's progress in [0, 1]: its own ``fraction`` when given, else per stage."""
+    if fraction is not None:
+        try:
+            f = float(fraction)
+        except (TypeError, ValueError):
+            f = None
+        if f is not None and f == f:  # not NaN
+            return min(1.0, max(0.0, f))
+    lo, hi = _STAGES.get(stage, (0.0, 1.0))
+    return lo + (hi - lo) * (min(done, total) / total if total else 1.0)
+
+
+def stage_fraction(stage: str, done: int, total: int, fraction=None) -> float:
+    """Where the plug-in's progress bar stands for an engine progress report."""
+    lo, hi = ENGINE_SPAN
+    return lo + (hi - lo) * engine_fraction(stage, done, total, fraction)
+
+
+class MonotonicProgress:
+    """Forwards to a :data:`ProgressFn`, never moving the bar backwards."""
+
+    def __init__(self, progress: "ProgressFn"):
+        self._progress = progress
+        self.value = 0.0
+
+    def __call__(self, fraction: float, text: Optional[str] = None) -> None:
+        self.value = max(self.value, fraction)
+        self._progress(self.value, text)
 
 
 def _noop(fraction: float, text: Optional[str] = None) -> None:
@@ -189,13 +235,14 @@ def run_in_process(rgb: array.array, width: int, height: int, settings: Settings
 
     image = np.frombuffer(rgb.tobytes(), dtype=np.float32).reshape(height, width, 3)
     image = np.clip(np.nan_to_num(image, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    progress = MonotonicProgress(progress)
     progress(0.02, "Loading the engine")
     engine = hdr_plugin.load_engine(settings.weights or None, device=settings.device, precision=settings.precision, tile=settings.tile)
 
     class Hook:
         @hdr_plugin.hookimpl
         def hdr_progress(self, stage, done, total, context):
-            progress(stage_fraction(stage, done, total), _LABELS.get(stage))
+            progress(stage_fraction(stage, done, total, getattr(context, "fraction", None)), _LABELS.get(stage))
 
     hook = Hook()
     hdr_plugin.register_plugin(hook, name="hdr-plugin-gimp-progress", pm=engine.plugin_manager)
@@ -218,15 +265,22 @@ def engine_command(python: str, settings: Settings, pairs_file: str) -> list[str
 def run_external(
     rgb: array.array, width: int, height: int, settings: Settings, python: str, progress: ProgressFn = _noop
 ) -> array.array:
-    """Run the engine as ``python -m hdr_plugin convert`` on float EXRs in a temporary folder."""
-    workdir = tempfile.mkdtemp(prefix="hdr_plugin_gimp_")
+    """Run the engine as ``python -m hdr_plugin convert`` on float EXRs in a temporary folder.
+
+    If GIMP cancels the filter it kills this process: the engine then stops too (it is
+    told to on Linux, and its next progress line hits a closed pipe everywhere), and the
+    next run removes the temporary folder the killed run left.
+    """
+    sweep_stale_workdirs()
+    progress = MonotonicProgress(progress)
+    workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}_")
     try:
         src, dst = os.path.join(workdir, "input.exr"), os.path.join(workdir, "output.exr")
         pairs_file = os.path.join(workdir, "pairs.json")
         hdr_gimp_exr.write_rgb(src, rgb, width, height)
         with open(pairs_file, "w", encoding="utf-8") as f:
             json.dump([[src, dst]], f)
-        progress(0.02, "Starting the engine")
+        progress(0.02, "Loading the engine")
         flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
         try:
             proc = subprocess.Popen(
@@ -237,6 +291,7 @@ def run_external(
                 text=True,
                 cwd=workdir,  # -m puts the working folder first on sys.path: keep stray folders out
                 creationflags=flags,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
         except OSError as e:
             raise EngineError(f"Engine Python {python!r} could not be started ({e}). {INSTALL_HELP}") from e
@@ -253,7 +308,10 @@ def run_external(
                 kind = event.get("event")
                 if kind == "progress":
                     stage = event.get("stage", "")
-                    progress(stage_fraction(stage, int(event.get("done", 0)), int(event.get("total", 1))), _LABELS.get(stage))
+                    f = stage_fraction(stage, int(event.get("done", 0)), int(event.get("total", 1)), event.get("fraction"))
+                    eta = event.get("eta")
+                    label = _LABELS.get(stage, stage)
+                    progress(f, f"{label} (about {_seconds(eta)} left)" if isinstance(eta, (int, float)) else label)
                 elif kind == "start":
                     progress(0.05, f"Engine on {event.get('device')} ({event.get('precision')})")
                 elif kind == "error":
@@ -274,6 +332,57 @@ def run_external(
         return out
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+WORKDIR_PREFIX = "hdr_plugin_gimp_"
+
+
+def _seconds(s: float) -> str:
+    s = max(0, int(round(s)))
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: SIGTERM the engine when the plug-in dies (GIMP kills it on cancel)."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def sweep_stale_workdirs(tmp: str | None = None) -> list[str]:
+    """Remove temporary folders of earlier runs whose plug-in process is gone (cancelled
+    runs: GIMP kills the plug-in, which cannot clean up); returns what was removed."""
+    tmp = tmp or tempfile.gettempdir()
+    removed = []
+    try:
+        names = os.listdir(tmp)
+    except OSError:
+        return removed
+    for name in names:
+        if not name.startswith(WORKDIR_PREFIX):
+            continue
+        pid = name[len(WORKDIR_PREFIX):].split("_", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
+            continue
+        path = os.path.join(tmp, name)
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.exists(path):
+            removed.append(path)
+    return removed
 
 
 def in_process_available() -> bool:

@@ -1,7 +1,7 @@
 """Minimal OpenEXR reader/writer in pure Python (no numpy, no OpenEXR package).
 
-GIMP's Python usually has neither numpy nor the OpenEXR package, and GIMP 3 has no EXR
-export procedure, so the plug-in exchanges float pixels with the external engine through
+GIMP's Python usually has neither numpy nor the OpenEXR package (GIMP's own EXR
+exporter works on images, not on plain pixels), so the plug-in exchanges float pixels with the external engine through
 the simplest valid OpenEXR files: single-part scanline images, ``NO_COMPRESSION``, 32-bit
 ``FLOAT`` channels.  The engine side reads and writes them with the real OpenEXR library
 (``hdr_plugin.io``; ``hdr_plugin convert`` is asked for ``--float --compression none``).

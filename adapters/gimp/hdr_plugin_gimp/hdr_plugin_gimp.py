@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """GIMP 3 plug-in: Filters > Enhance > Reconstruct HDR...
 
-Reconstructs a scene-linear HDR image from the active RGB(A) layer with hdr_plugin
+Reconstructs a scene-linear HDR image from the active RGB(A) or grayscale layer with hdr_plugin
 (Liu et al., CVPR 2020: dequantization, inverse camera curve, highlight hallucination,
 refinement) and opens it as a new 32-bit float linear image, alpha kept, so values above
 1.0 survive.  The source image is not modified.
@@ -59,8 +59,13 @@ def run(procedure, run_mode, image, drawables, config, run_data):
     if len(drawables) != 1:
         return _error(procedure, Gimp.PDBStatusType.CALLING_ERROR, f"{TITLE} works on one layer; select exactly one.")
     drawable = drawables[0]
-    if not drawable.is_rgb():
-        return _error(procedure, Gimp.PDBStatusType.CALLING_ERROR, f"{TITLE} needs an RGB layer (Image > Mode > RGB).")
+    if not (drawable.is_rgb() or drawable.is_gray()):
+        # indexed layers: babl would expand the palette, but a palette image is not a photo
+        return _error(
+            procedure,
+            Gimp.PDBStatusType.CALLING_ERROR,
+            f"{TITLE} needs an RGB or grayscale layer; this one is indexed (Image > Mode > RGB converts it).",
+        )
 
     if run_mode == Gimp.RunMode.INTERACTIVE:
         gi.require_version("GimpUi", "3.0")
@@ -123,7 +128,7 @@ class HDRPlugin(Gimp.PlugIn):
     def do_create_procedure(self, name):
         flags = GObject.ParamFlags.READWRITE
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
-        procedure.set_image_types("RGB*")
+        procedure.set_image_types("RGB*, GRAY*")  # gray is read as R'G'B' (babl replicates it)
         procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
         procedure.set_menu_label("Reconstruct _HDR...")
         procedure.add_menu_path("<Image>/Filters/Enhance/")
