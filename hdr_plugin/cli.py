@@ -294,6 +294,12 @@ def cmd_convert(args) -> int:
     from .shots import cli_convert, wants_shot
 
     if wants_shot(args):  # frame patterns, video, --frames, --backend ray: see hdr_plugin/shots.py
+        colour_options = [o for o, v in (("--input-space", args.input_space != "auto"), ("--output-space", args.output_space != "lin-rec709"),
+                                         ("--ocio", bool(args.ocio)), ("--passes", bool(args.passes)), ("--multipart", args.multipart)) if v]
+        if colour_options:  # the shot path writes lin-rec709 from sRGB input; refuse rather than ignore
+            print(f"error: {', '.join(colour_options)} are not supported for frame patterns, video or --frames yet; "
+                  "convert the frames as files (a folder or a glob)", file=sys.stderr)
+            return 2
         return cli_convert(args)
     progress = Progress("json" if args.json else ("none" if args.quiet else "bar"))
     jobs, problems, fmt = _jobs(args)
