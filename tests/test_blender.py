@@ -224,6 +224,26 @@ def test_subprocess_route_matches_engine(blender, reference):
     _assert_half_close(_read_exr(info["render"]), reference["sample"], f"bpy {blender.version} subprocess route")
 
 
+@pytest.mark.parametrize("route", ["in_process", "subprocess"])
+def test_acescg_output_is_tagged_acescg(blender, reference, route):
+    """Output space ACEScg: Blender's new image is tagged 'ACEScg', the EXR says AP1 with the
+    ACES white, and its pixels are OCIO's ACEScg conversion of the engine's Rec.709 output."""
+    import OpenEXR
+
+    ocio = pytest.importorskip("PyOpenColorIO")
+    info = blender.case("still_acescg")[route]
+    assert info["colorspace"] == "ACEScg"
+    with OpenEXR.File(info["path"]) as f:
+        header = dict(f.header())
+    chroma = np.array(header["chromaticities"], dtype=np.float64)
+    np.testing.assert_allclose(chroma, [0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767], atol=1e-6)
+    np.testing.assert_allclose(np.asarray(header["adoptedNeutral"], np.float64), [0.32168, 0.33767], atol=1e-6)
+    cpu = ocio.Config.CreateFromFile("ocio://default").getProcessor("Linear Rec.709 (sRGB)", "ACEScg").getDefaultCPUProcessor()
+    want = np.ascontiguousarray(reference["sample"], dtype=np.float32).copy()
+    cpu.applyRGB(want.reshape(-1, 3))
+    _assert_half_close(_read_exr(info["path"]), want, f"bpy {blender.version} {route} ACEScg")
+
+
 def test_image_editor_route_loads_without_touching_the_tree(blender):
     info = blender.case("image_editor_path")
     assert info["tree_unchanged"] and info["colorspace"] == "Linear Rec.709" and info["max"] > 1.0

@@ -176,3 +176,32 @@ def test_menu_and_init(nuke, toolset):
     items = nuke_stub.menu("Nodes").items["HDR Plugin"].items
     assert items["HDR Reconstruct"] == "hdr_plugin_nuke.create_node()"
     assert "hdr_plugin_nuke.export_torchscript()" in items.values()
+
+
+def test_acescg_output_tags_the_read_acescg(toolset, nuke, monkeypatch):
+    """Output space ACEScg: the engine writes ACEScg (AP1 chromaticities) and the inner Read's
+    colorspace is the project's ACEScg; a config without it is refused with the reason."""
+    import OpenEXR
+
+    monkeypatch.setattr(nuke, "READ_COLORSPACES", ["ACES - ACES2065-1", "ACES - ACEScg", "Utility - Linear - sRGB"])
+    nuke.FRAMES.update(_frames(1))
+    g = toolset.create_node()
+    g["first_frame"].setValue(1)
+    g["last_frame"].setValue(1)
+    g["output_space"].setValue("acescg")
+    assert toolset.reconstruct(g) is True, _calls("message")
+    read = g.node("Result")
+    assert read["colorspace"].value() == "ACES - ACEScg" and not read["raw"].value()
+    with OpenEXR.File(read["file"].value().replace("####", "0001")) as fh:
+        header = dict(fh.header())
+    np.testing.assert_allclose(header["chromaticities"], (0.713, 0.293, 0.165, 0.830, 0.128, 0.044, 0.32168, 0.33767), atol=1e-6)
+    assert header["hdrPluginColorSpace"] == "acescg"
+
+
+def test_output_space_missing_from_the_config_is_refused(toolset, nuke):
+    nuke.FRAMES.update(_frames(1))
+    g = toolset.create_node()  # the stub's default (nuke-default) config has no ACES spaces
+    g["output_space"].setValue("aces2065-1")
+    assert toolset.reconstruct(g) is False
+    assert "no colour space for aces2065-1" in g["status"].value()
+    assert not _calls("execute")  # refused before rendering anything

@@ -79,9 +79,38 @@ def is_image_node(node) -> bool:
     return node is not None and node.bl_idname == IMAGE_NODE
 
 
-def tag_linear(image: bpy.types.Image) -> None:
-    """Mark a loaded EXR as scene-linear Rec.709."""
-    image.colorspace_settings.name = LINEAR_REC709
+#: hdr-plugin output space -> the names Blender's OCIO config may call it (first found wins)
+BLENDER_COLORSPACES = {
+    "lin-rec709": (LINEAR_REC709, "Linear"),
+    "lin-rec2020": ("Linear Rec.2020",),
+    "lin-p3": ("Linear DCI-P3 D65", "Linear P3-D65"),
+    "acescg": ("ACEScg",),
+    "aces2065-1": ("ACES2065-1", "Linear ACES"),
+}
+
+
+def colorspace_names() -> list[str]:
+    """The colour spaces of the running Blender's OCIO config."""
+    prop = bpy.types.ColorManagedInputColorspaceSettings.bl_rna.properties["name"]
+    return [item.identifier for item in prop.enum_items]
+
+
+def blender_colorspace(space: str) -> str:
+    """The Blender colour space name for an hdr-plugin output space; ValueError if this Blender has none."""
+    names = colorspace_names()
+    for candidate in BLENDER_COLORSPACES.get(space, ()):
+        if candidate in names:
+            return candidate
+    raise ValueError(
+        f"this Blender's colour configuration has no colour space for {space!r} "
+        f"(looked for {', '.join(BLENDER_COLORSPACES.get(space, ()) or ['-'])}); choose another output space "
+        "in the hdr-plugin preferences"
+    )
+
+
+def tag_linear(image: bpy.types.Image, space: str = "lin-rec709") -> None:
+    """Mark a loaded EXR as scene-linear in ``space`` (an hdr-plugin output space name)."""
+    image.colorspace_settings.name = blender_colorspace(space)
 
 
 def copy_frame_settings(src, dst) -> None:

@@ -84,6 +84,8 @@ class Settings:
     curve_frames: int = 8
     exposure: float = 0.0
     env: dict = field(default_factory=dict)
+    #: hdr-plugin --output-space of the EXRs (the image is tagged with the matching Blender space)
+    output_space: str = "lin-rec709"
 
     def engine_args(self) -> list[str]:
         return ["--device", str(self.device), "--precision", str(self.precision), "--tile", str(self.tile)]
@@ -439,6 +441,10 @@ class Job:
                 job._stage_progress(stage, done, total)
                 return False if job._cancel.is_set() else None
 
+        from hdr_plugin.color import OUTPUT_SPACES, OutputTransform
+
+        transform = OutputTransform(s.output_space)
+        transform_source = OUTPUT_SPACES["lin-rec709"]
         hook = BlenderProgress()
         hdr_plugin.register_plugin(hook)
         try:
@@ -455,7 +461,10 @@ class Job:
                 rgb, alpha = self._pixels(f)
                 result = engine.reconstruct(rgb, exposure=s.exposure, curve=curve, source=str(f.path or f.label))
                 staged = self.staging / f"{i:05d}.exr"
-                write_exr(staged, result.image, alpha, half=True, overwrite=True)
+                # Blender byte images are sRGB: the engine's output is linear Rec.709 -> output space
+                out = transform.apply(result.image, transform_source)
+                write_exr(staged, out, alpha, half=True, overwrite=True, chromaticities=transform.chromaticities(),
+                          attributes=transform.attributes())
                 f.staged = staged
                 self._frame_finished()
                 self.events.put(("done", f.label))
@@ -537,7 +546,9 @@ class Job:
         log = self.staging / "convert.log"
         proc = self._popen(
             ["convert", *map(str, inputs), "-o", str(out_dir), "--overwrite", "--json",
-             "--exposure", repr(float(s.exposure)), *curve_args, *s.engine_args()],
+             "--exposure", repr(float(s.exposure)), "--output-space", s.output_space,
+             "--input-space", "srgb",  # as Blender shows byte images, and as the in-process route reads them
+             *curve_args, *s.engine_args()],
             log,
         )
         errors: list[str] = []

@@ -28,7 +28,7 @@ import numpy as np
 from bpy.props import StringProperty
 
 from . import compat, jobs
-from .preferences import get_preferences, tile_value
+from .preferences import get_preferences, output_space_name, tile_value
 
 SOURCE_KEY = "hdr_plugin_source"  # custom property on the HDR node: the LDR node's name
 RESULT_KEY = "hdr_plugin_result"  # custom property on the LDR node: the HDR node's name
@@ -139,6 +139,11 @@ def engine_settings(context, sequence: bool) -> jobs.Settings:
     python = bpy.path.abspath(prefs.python_path) if prefs.python_path else ""
     route = jobs.choose_route(prefs.engine_route.lower(), python)
     settings = getattr(context.scene, "hdr_plugin", None)
+    output_space = output_space_name(prefs)
+    try:
+        compat.blender_colorspace(output_space)  # refuse before baking if Blender cannot tag it
+    except ValueError as e:
+        raise BakeError(str(e)) from None
     return jobs.Settings(
         route=route,
         python=python,
@@ -148,6 +153,7 @@ def engine_settings(context, sequence: bool) -> jobs.Settings:
         shot_curve=sequence and prefs.curve_mode == "SHOT",
         curve_frames=int(prefs.curve_frames),
         exposure=float(settings.exposure) if settings is not None else 0.0,
+        output_space=output_space,
     )
 
 
@@ -278,7 +284,7 @@ class Session:
         image = bpy.data.images.load(str(first), check_existing=False)
         if self.sequence:
             image.source = "SEQUENCE"
-        compat.tag_linear(image)
+        compat.tag_linear(image, self.settings.output_space)
         stem = first.name.split(".")[0]
         image.name = stem
         if bpy.data.filepath:

@@ -29,6 +29,13 @@ TILES = [
     ("WHOLE", "Whole image", "No tiling (needs the most memory)"),
     ("CUSTOM", "Custom", "Tiles of the size below"),
 ]
+OUTPUT_SPACES = [  # identifiers map to hdr-plugin's --output-space names (see output_space_name)
+    ("LIN_REC709", "Linear Rec.709", "Scene-linear Rec.709/sRGB primaries (Blender's default working space)"),
+    ("LIN_REC2020", "Linear Rec.2020", "Scene-linear Rec.2020 primaries"),
+    ("LIN_P3", "Linear P3-D65", "Scene-linear P3 primaries, D65 white"),
+    ("ACESCG", "ACEScg", "Scene-linear AP1 primaries (the ACES working space)"),
+    ("ACES2065_1", "ACES2065-1", "Scene-linear AP0 primaries (ACES interchange)"),
+]
 CURVES = [
     ("SHOT", "One curve per shot", "Estimate one inverse camera curve over several frames so the plate does not flicker"),
     ("PER_FRAME", "Per frame", "Estimate the camera curve for each frame separately"),
@@ -53,6 +60,13 @@ class HDRPluginPreferences(bpy.types.AddonPreferences):
     curve_frames: IntProperty(
         name="Curve frames", description="Frames sampled (evenly) to estimate a shot's curve", min=1, max=64, default=8
     )
+    output_space: EnumProperty(
+        name="Output space",
+        description="Colour space of the reconstructed EXR; the new image is tagged with it",
+        items=OUTPUT_SPACES,
+        default="LIN_REC709",
+    )
+
 
     def draw(self, context):
         layout = self.layout
@@ -69,6 +83,8 @@ class HDRPluginPreferences(bpy.types.AddonPreferences):
         col.prop(self, "tile_mode")
         if self.tile_mode == "CUSTOM":
             col.prop(self, "tile_size")
+        col = layout.column(heading="Colour")
+        col.prop(self, "output_space")
         col = layout.column(heading="Sequences")
         col.prop(self, "curve_mode")
         if self.curve_mode == "SHOT":
@@ -89,6 +105,13 @@ class _Defaults:
     tile_size = 1024
     curve_mode = "SHOT"
     curve_frames = 8
+    output_space = "LIN_REC709"
+
+
+def output_space_name(prefs) -> str:
+    """The hdr-plugin ``--output-space`` name for the preference (``ACESCG`` -> ``acescg``)."""
+    value = getattr(prefs, "output_space", "LIN_REC709")
+    return {"ACES2065_1": "aces2065-1"}.get(value, value.lower().replace("_", "-"))
 
 
 def get_preferences(context=None):

@@ -177,7 +177,8 @@ def prefs():
 
 def set_prefs(**values) -> None:
     p = prefs()
-    base = dict(engine_route="IN_PROCESS", python_path="", device="CPU", precision="FP32", tile_mode="AUTO", curve_mode="SHOT", curve_frames=8)
+    base = dict(engine_route="IN_PROCESS", python_path="", device="CPU", precision="FP32", tile_mode="AUTO", curve_mode="SHOT", curve_frames=8,
+                output_space="LIN_REC709")
     base.update(values)
     for k, v in base.items():
         setattr(p, k, v)
@@ -363,6 +364,23 @@ def _still_subprocess():
         "colorspace": new.image.colorspace_settings.name,
         "render": render_exr(work / "render_still_subprocess.exr"),
     }
+
+
+@case("still_acescg")
+def _still_acescg():
+    """Output space ACEScg (both routes): the new image must be tagged ACEScg, its EXR AP1/ACES white."""
+    out = {}
+    for route, extra in (("in_process", {}), ("subprocess", {"engine_route": "SUBPROCESS", "python_path": cfg["external_python"]})):
+        set_prefs(output_space="ACESCG", **extra)
+        image = bpy.data.images.load(cfg["sample"], check_existing=False)
+        tree, node, _ = plate_node(image)
+        bpy.ops.hdr.reconstruct()
+        new = output_link_source(tree)
+        if new is None or new == node or new.image is None:
+            raise AssertionError(f"{route}: the output is not wired to a new Image node")
+        out[route] = {"colorspace": new.image.colorspace_settings.name, "path": bpy.path.abspath(new.image.filepath)}
+    set_prefs()
+    return out
 
 
 @case("sequence")

@@ -128,6 +128,10 @@ class PyScript_Knob(Knob):
 COLORSPACES = ["linear", "sRGB", "rec709", "Cineon", "Gamma1.8", "Gamma2.2", "Panalog", "REDLog", "ViperLog", "AlexaV3LogC"]
 
 
+#: what the Read's colorspace knob offers (tests swap in an ACES config's names)
+READ_COLORSPACES = list(COLORSPACES)
+
+
 def _default_knobs(cls):
     k = {"disable": Boolean_Knob("disable", "disable")}
     if cls == "Write":
@@ -147,6 +151,7 @@ def _default_knobs(cls):
             origfirst=Int_Knob("origfirst"),
             origlast=Int_Knob("origlast"),
             raw=Boolean_Knob("raw"),
+            colorspace=Enumeration_Knob("colorspace", "input transform", READ_COLORSPACES),
             on_error=Enumeration_Knob("on_error", "missing frames", ["error", "black", "checkerboard", "nearest frame"]),
             reload=PyScript_Knob("reload", "Reload"),
         )

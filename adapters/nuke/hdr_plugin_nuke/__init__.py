@@ -40,6 +40,15 @@ MARKER = "hdr_plugin_nuke"
 
 DEVICES = ["auto", "cpu", "cuda", "mps"]
 PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
+#: hdr-plugin --output-space names, and what Nuke's OCIO configs call them (Read colorspace;
+#: first offered wins).  lin-rec709 keeps the Read raw: the Group's working-space contract.
+OUTPUT_SPACES = ["lin-rec709", "lin-rec2020", "lin-p3", "acescg", "aces2065-1"]
+READ_COLORSPACES = {
+    "lin-rec2020": ["Linear Rec.2020", "Utility - Linear - Rec.2020", "lin_rec2020"],
+    "lin-p3": ["Linear P3-D65", "Utility - Linear - P3-D65", "lin_p3d65"],
+    "acescg": ["ACEScg", "ACES - ACEScg", "acescg"],
+    "aces2065-1": ["ACES2065-1", "ACES - ACES2065-1", "aces_interchange", "aces2065_1"],
+}
 LINEAR_NAMES = ["linear", "scene_linear", "Linear", "lin_srgb", "Utility - Linear - sRGB", "Linear Rec.709 (sRGB)"]
 SRGB_NAMES = ["sRGB", "srgb_display", "sRGB Encoded Rec.709 (sRGB)", "Output - sRGB", "sRGB - Display", "srgb_tx", "Utility - sRGB - Texture"]
 INSTALL_HELP = (
@@ -108,6 +117,9 @@ def create_node(name: str | None = None):
     group.addKnob(exposure)
     group.addKnob(nuke.Enumeration_Knob("device", "device", DEVICES))
     group.addKnob(nuke.Enumeration_Knob("precision", "precision", PRECISIONS))
+    space = nuke.Enumeration_Knob("output_space", "output space", OUTPUT_SPACES)
+    space.setTooltip("colour space of the results; the inner Read is tagged with it (lin-rec709: raw)")
+    group.addKnob(space)
     tile = nuke.Int_Knob("tile", "tile size")
     tile.setValue(1024)
     tile.setTooltip("tile size in pixels; 0 processes the whole frame at once")
@@ -142,6 +154,33 @@ def create_node(name: str | None = None):
 
 
 # --------------------------------------------------------------------------- running it
+def _space_problem(read, space: str) -> str | None:
+    """Why the Read cannot be tagged with ``space`` in this project's OCIO config, or None."""
+    if space == "lin-rec709":
+        return None
+    knob = read.knob("colorspace")
+    names = READ_COLORSPACES.get(space, [])
+    try:
+        offered = list(knob.values()) if knob is not None else []
+    except Exception:  # older Nuke: no values(); tag_read tries blindly
+        offered = names
+    if any(n in offered for n in names):
+        return None
+    return (
+        f"this project's OCIO config has no colour space for {space} (looked for {', '.join(names)}): "
+        "use an ACES config or output space lin-rec709"
+    )
+
+
+def tag_read(read, space: str) -> str | None:
+    """Set the Read's colorspace for ``space`` (lin-rec709: raw); returns the name set (None: raw)."""
+    if space == "lin-rec709":
+        read["raw"].setValue(True)
+        return None
+    read["raw"].setValue(False)
+    return _set_first_available(read.knob("colorspace"), READ_COLORSPACES.get(space, []))
+
+
 def _knob(node, name, default=None):
     k = node.knob(name)
     return default if k is None else k.value()
@@ -158,6 +197,7 @@ def engine_command(python: str, node, pairs_file: str) -> list:
     (alpha passes through), 32-bit float scene-linear EXRs out, JSON lines on stdout."""
     cmd = [python, "-m", "hdr_plugin", "convert", "--pairs", pairs_file, "--input-encoding", "display", "--json", "--float", "--overwrite"]
     cmd += ["--exposure", repr(float(_knob(node, "exposure", 0.0))), "--device", str(_knob(node, "device", "auto"))]
+    cmd += ["--output-space", str(_knob(node, "output_space", "lin-rec709") or "lin-rec709")]
     return cmd + ["--precision", str(_knob(node, "precision", "auto")), "--tile", str(int(_knob(node, "tile", 1024)))]
 
 
@@ -195,6 +235,10 @@ def reconstruct(node) -> bool:
     base, in_dir, out_dir, stem = _paths(node, _knob(node, "cache_dir", "") or default_cache_dir())
     frames = list(range(first, last + 1))
     write, read = node.node("RenderInput"), node.node("Result")
+    space = str(_knob(node, "output_space", "lin-rec709") or "lin-rec709")
+    problem = _space_problem(read, space)  # before anything is rendered
+    if problem is not None:
+        return _fail(node, nuke, problem)
     os.makedirs(in_dir, exist_ok=True)
     stage = tempfile.mkdtemp(prefix=".staging-", dir=base)
     try:
@@ -232,7 +276,7 @@ def reconstruct(node) -> bool:
     read["file"].setValue(os.path.join(out_dir, f"{stem}.####.exr").replace("\\", "/"))
     for knob, value in (("first", first), ("last", last), ("origfirst", first), ("origlast", last)):
         read[knob].setValue(value)
-    read["raw"].setValue(True)
+    tag_read(read, space)
     read["reload"].execute()
     node["status"].setValue(f"frames {first}-{last} reconstructed")
     return True
