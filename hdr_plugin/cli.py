@@ -31,52 +31,187 @@ LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 
 # --------------------------------------------------------------------------- progress
 class Progress:
-    """Progress reporting for the CLI: tqdm bars when available, else plain lines, or JSON."""
+    """Progress reporting for the CLI: one bar with an ETA when tqdm is available (else
+    plain lines), or one JSON object per line (``--json``, read by the host adapters).
 
-    def __init__(self, mode: str):
+    Phases, reported as such: *loading the engine* (from construction to the ``start``
+    event: importing torch and reading the weights take seconds; on a terminal the
+    seconds count up), then the images.  Within an image the bar follows the engine's
+    ``context.fraction`` (its share of the run's work, weighted by measured cost, set
+    before each ``hdr_progress`` call, which comes per network per tile) and falls back
+    to a fixed split per stage of ``done / total``; it never moves backwards.  The ETA is
+    the time left at the average rate since the engine was ready.
+    """
+
+    #: share of one image per stage, used only when the engine gives no ``fraction``
+    #: ("reconstruct" is older engines' name for hallucinate + refine)
+    STAGE_SPAN = {
+        "dequantize": (0.0, 0.45),
+        "linearize": (0.45, 0.5),
+        "reconstruct": (0.5, 1.0),
+        "hallucinate": (0.5, 0.85),
+        "refine": (0.85, 1.0),
+    }
+    LOADING_DELAY = 0.3  # s before "loading the engine" shows (usage errors never see it)
+
+    def __init__(self, mode: str, stream=None, clock=time.perf_counter):
         self.mode = mode  # "bar" | "plain" | "json" | "none"
-        self._tile_bar = None
+        self.stream = stream if stream is not None else sys.stderr
+        self.clock = clock
         self.position = (0, 1)  # (index, count) of the image in progress
+        self._bar = None
+        self._created = clock()
+        self._ready_at: float | None = None  # when the engine was ready ("start")
+        self._image_key: tuple | None = None
+        self._image_fraction = 0.0
+        self._last_plain = -1.0
+        self._ready = threading.Event()
+        self.load_seconds: float | None = None
         if mode == "bar":
             try:
                 import tqdm  # noqa: F401
             except ImportError:
                 self.mode = "plain"
+        if self.mode in ("bar", "plain"):
+            import weakref
+
+            threading.Thread(
+                target=Progress._show_loading, args=(weakref.ref(self), self._ready, self.stream), daemon=True
+            ).start()
+
+    # ---------------------------------------------------------------- phases
+    @staticmethod
+    def _show_loading(ref, ready: threading.Event, stream) -> None:
+        """Show "loading the engine" until the engine is ready (or the run is gone)."""
+        if ready.wait(Progress.LOADING_DELAY):
+            return
+        me = ref()
+        if me is None:
+            return
+        tty = bool(getattr(stream, "isatty", lambda: False)())
+        created = me._created
+        del me
+        try:
+            if not tty:
+                print("loading the engine (PyTorch and the weights) ...", file=stream, flush=True)
+                return
+            while not ready.wait(0.5):
+                if ref() is None:
+                    break
+                stream.write(f"\rloading the engine (PyTorch and the weights) ... {time.perf_counter() - created:.0f} s")
+                stream.flush()
+            stream.write("\r\033[K")
+            stream.flush()
+        except (OSError, ValueError):  # the stream was closed under us
+            pass
+
+    def _engine_ready(self, event: dict) -> None:
+        if self._ready_at is None:
+            self._ready_at = self.clock()
+            self.load_seconds = self._ready_at - self._created
+            event.setdefault("load_seconds", round(self.load_seconds, 3))
+        self._ready.set()
 
     def emit(self, **event: Any) -> None:
+        kind = event.get("event")
+        if kind == "start":
+            self._engine_ready(event)
+            if self.mode in ("bar", "plain"):
+                print(
+                    f"engine ready on {event.get('device')} ({event.get('precision')}) in {self.load_seconds:.1f} s",
+                    file=self.stream,
+                    flush=True,
+                )
+        elif kind in ("error", "cancelled", "summary"):
+            self._ready.set()
+            if kind != "error":
+                self.close_tiles(final=True)
+        elif kind == "done" and self._bar is not None:
+            self._bar.clear()  # the CLI prints "a.png -> a.exr" next; the bar redraws after it
         if self.mode == "json":
             print(json.dumps(event), flush=True)
 
     def images(self, items: list):
-        if self.mode == "bar" and len(items) > 1:
-            from tqdm import tqdm
-
-            return tqdm(items, desc="images", unit="img", dynamic_ncols=True)
         return items
+
+    # ---------------------------------------------------------------- fractions
+    def image_fraction(self, stage: str, done: int, total: int, context=None) -> float:
+        """Fraction of the current image in [0, 1]: ``context.fraction`` when the engine
+        sets it, else the stage's span; never lower than the last one for this image."""
+        f = getattr(context, "fraction", None)
+        try:
+            f = float(f) if f is not None else None
+        except (TypeError, ValueError):
+            f = None
+        if f is None or f != f:
+            lo, hi = self.STAGE_SPAN.get(stage, (0.0, 1.0))
+            f = lo + (hi - lo) * (min(done, total) / total if total else 1.0)
+        key = (self.position, getattr(context, "source", None))
+        if key != self._image_key:
+            self._image_key, self._image_fraction = key, 0.0
+        self._image_fraction = max(self._image_fraction, min(1.0, max(0.0, f)))
+        return self._image_fraction
+
+    def overall(self, image_fraction: float) -> float:
+        index, count = self.position
+        return min(1.0, (index + image_fraction) / max(count, 1))
+
+    def eta(self, overall: float) -> float | None:
+        """Seconds left at the average rate since the engine was ready (None: too early)."""
+        if self._ready_at is None or overall <= 0.0:
+            return None
+        elapsed = self.clock() - self._ready_at
+        if elapsed < 0.5:
+            return None
+        return elapsed * (1.0 - overall) / overall
 
     # the hook implementation the CLI registers while converting
     @hookimpl
     def hdr_progress(self, stage, done, total, context):
+        if self._ready_at is None:  # used without a "start" event (library use)
+            self._engine_ready({})
         index, count = self.position
-        self.emit(event="progress", file=context.source, stage=stage, done=done, total=total, index=index, count=count)
-        if self.mode == "bar" and total > 1:
+        f = self.image_fraction(stage, done, total, context)
+        overall = self.overall(f)
+        eta = self.eta(overall)
+        event = dict(event="progress", file=getattr(context, "source", None), stage=stage, done=done, total=total, index=index, count=count)
+        event["fraction"] = round(f, 4)
+        event["overall"] = round(overall, 4)
+        if eta is not None:
+            event["eta"] = round(eta, 1)
+        self.emit(**event)
+        label = f"image {index + 1}/{count} {stage}" if count > 1 else stage
+        left = f"ETA {_duration(eta)}" if eta is not None else "ETA ..."
+        if self.mode == "bar":
             from tqdm import tqdm
 
-            if self._tile_bar is None or self._tile_bar.desc != stage:
-                self.close_tiles()
-                self._tile_bar = tqdm(total=total, desc=stage, unit="tile", leave=False, dynamic_ncols=True)
-            self._tile_bar.n = done
-            self._tile_bar.refresh()
-            if done >= total:
-                self.close_tiles()
-        elif self.mode == "plain" and total > 1:
-            print(f"  {stage}: tile {done}/{total}", file=sys.stderr, flush=True)
+            if self._bar is None:
+                self._bar = tqdm(
+                    total=1000, desc=label, leave=False, dynamic_ncols=True, file=self.stream,
+                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed, {postfix}",
+                )
+            self._bar.set_description_str(label, refresh=False)
+            self._bar.set_postfix_str(left, refresh=False)
+            self._bar.n = int(round(overall * 1000))
+            self._bar.refresh()
+        elif self.mode == "plain":
+            now = self.clock()
+            if now - self._last_plain >= 1.0 or overall >= 1.0:
+                self._last_plain = now
+                print(f"  {label}: {overall * 100:3.0f}% ({left})", file=self.stream, flush=True)
         return None
 
-    def close_tiles(self) -> None:
-        if self._tile_bar is not None:
-            self._tile_bar.close()
-            self._tile_bar = None
+    def close_tiles(self, final: bool = False) -> None:
+        """End of an image (the bar stays for the next one) or, ``final``, of the run."""
+        index, count = self.position
+        if self._bar is not None and (final or index + 1 >= count):
+            self._bar.close()
+            self._bar = None
+
+
+def _duration(seconds: float) -> str:
+    s = max(0, int(round(seconds)))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 # --------------------------------------------------------------------------- inputs

@@ -94,7 +94,7 @@ def test_missing_engine_message_says_what_to_install_where(monkeypatch, tmp_path
     with pytest.raises(jobs.EngineUnavailable) as e:
         jobs.choose_route("auto", "")
     msg = str(e.value)
-    assert "torch" in msg and sys.executable in msg and "pip install torch hdr-plugin" in msg and "Python interpreter" in msg
+    assert "torch" in msg and sys.executable in msg and "pip install torch==2.13.0 --index-url" in msg and "pip install hdr-plugin" not in msg and "Python interpreter" in msg
     with pytest.raises(jobs.EngineUnavailable, match="is a folder"):
         jobs.choose_route("subprocess", str(tmp_path))
     assert jobs.choose_route("auto", sys.executable) == "subprocess"

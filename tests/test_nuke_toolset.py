@@ -159,7 +159,7 @@ def test_engine_python_without_the_engine_names_what_to_install(toolset, nuke, t
     g["last_frame"].setValue(1)
     assert toolset.reconstruct(g) is False
     (text,) = [c[1] for c in _calls("message")]
-    assert "pip install hdr-plugin" in text and "engine Python" in text
+    assert "pip install torch==2.13.0" in text and "pip install hdr-plugin" not in text and "engine Python" in text
     assert _files(tmp_path / "cache" / "HDRReconstruct1" / "hdr") == []
 
 

@@ -42,8 +42,10 @@ LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 STAGING_PREFIX = ".hdr_plugin_staging_"
 # modules the in-process route needs inside Blender's Python
 IN_PROCESS_MODULES = ("hdr_plugin", "torch", "numpy", "pluggy", "OpenEXR", "cv2", "safetensors", "yaml")
-# share of one frame's progress per engine stage
-_STAGE_SPAN = {"dequantize": (0.0, 0.45), "linearize": (0.45, 0.5), "reconstruct": (0.5, 1.0)}
+# share of one frame's progress per engine stage, used only when the engine reports no
+# ``fraction`` (its cost-weighted share of the frame); "reconstruct" is older engines' name
+_STAGE_SPAN = {"dequantize": (0.0, 0.45), "linearize": (0.45, 0.5), "reconstruct": (0.5, 1.0),
+               "hallucinate": (0.5, 0.85), "refine": (0.85, 1.0)}
 
 
 class EngineUnavailable(RuntimeError):
@@ -105,6 +107,11 @@ def missing_in_process_modules() -> list[str]:
     return missing
 
 
+# hdr-plugin is on no package index: it installs from its wheel or a checkout, torch first
+INSTALL_TORCH = "{python} -m pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+INSTALL_ENGINE = "{python} -m pip install <the hdr-plugin checkout folder or hdr_plugin-VERSION-py3-none-any.whl>"
+
+
 def install_hint(problem: str, python: str = "") -> str:
     """A message saying exactly what to install where."""
     blender_py = sys.executable or "<Blender's python>"
@@ -112,9 +119,11 @@ def install_hint(problem: str, python: str = "") -> str:
     lines.append(
         "Fix it one of two ways: (1) point Preferences > Add-ons > HDR Reconstruct > "
         "'Python interpreter' at a Python 3.10+ that has the engine "
-        "(in that environment: python -m pip install torch hdr-plugin)"
+        f"(in that environment: {INSTALL_TORCH.format(python='python')}, then {INSTALL_ENGINE.format(python='python')})"
         + (f"; now set to {python}" if python else "")
-        + f"; or (2) install the engine into Blender's own Python: \"{blender_py}\" -m pip install torch hdr-plugin"
+        + "; or (2) install the engine into Blender's own Python: "
+        + f"{INSTALL_TORCH.format(python=repr(blender_py))}, then {INSTALL_ENGINE.format(python=repr(blender_py))}"
+        + ". For an NVIDIA GPU use the CUDA index pytorch.org lists for your driver instead of .../whl/cpu"
     )
     return " ".join(lines)
 
@@ -275,6 +284,7 @@ class Job:
         self.events: "queue.Queue[tuple[str, str]]" = queue.Queue()
         self.started_at = 0.0
         self.finished_at = 0.0
+        self.ready_at = 0.0  # when the engine had loaded (0: still loading)
 
     # ---------------------------------------------------------------- public
     @property
@@ -402,11 +412,26 @@ class Job:
         self.stage = stage
         self.detail = ""
 
-    def _stage_progress(self, stage: str, done: int, total: int) -> None:
-        lo, hi = _STAGE_SPAN.get(stage, (0.0, 1.0))
-        with self._lock:
-            self._frame_fraction = self._phase_units * (lo + (hi - lo) * (done / total if total else 1.0))
+    def _stage_progress(self, stage: str, done: int, total: int, fraction=None) -> None:
+        if not self.ready_at:
+            self.ready_at = time.perf_counter()
+        try:
+            f = min(1.0, max(0.0, float(fraction)))
+        except (TypeError, ValueError):
+            lo, hi = _STAGE_SPAN.get(stage, (0.0, 1.0))
+            f = lo + (hi - lo) * (min(done, total) / total if total else 1.0)
+        with self._lock:  # never backwards within a frame
+            self._frame_fraction = max(self._frame_fraction, self._phase_units * f)
         self.detail = f"{stage} {done}/{total}"
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left at the average rate since the engine loaded (None: unknown yet)."""
+        p = self.progress
+        if not self.ready_at or p <= 0.0 or self.finished:
+            return None
+        elapsed = time.perf_counter() - self.ready_at
+        return elapsed * (1.0 - p) / p if elapsed >= 0.5 else None
 
     def _frame_finished(self) -> None:
         with self._lock:
@@ -433,12 +458,13 @@ class Job:
         s = self.settings
         self._begin_phase("loading the engine", 0.0)
         engine = hdr_plugin.load_engine(device=s.device, precision=s.precision, tile=s.tile)
+        self.ready_at = time.perf_counter()
         job = self
 
         class BlenderProgress:
             @hdr_plugin.hookimpl
             def hdr_progress(self, stage, done, total, context):
-                job._stage_progress(stage, done, total)
+                job._stage_progress(stage, done, total, getattr(context, "fraction", None))
                 return False if job._cancel.is_set() else None
 
         from hdr_plugin.color import OUTPUT_SPACES, OutputTransform
@@ -553,7 +579,7 @@ class Job:
         )
         errors: list[str] = []
         self._begin_phase(f"frame {self.frames[0].label} (1/{len(self.frames)})", 1.0)
-        self.detail = "starting the engine"
+        self.detail = "loading the engine"
         current = 0
         for line in proc.stdout:
             try:
@@ -565,8 +591,11 @@ class Job:
             if i is not None and i != current and kind in ("progress", "done"):
                 current = i
                 self._begin_phase(f"frame {self.frames[i].label} ({i + 1}/{len(self.frames)})", 1.0)
+            if kind == "start":
+                self.ready_at = time.perf_counter()
+                self.detail = ""
             if kind == "progress":
-                self._stage_progress(str(event.get("stage")), int(event.get("done", 0)), int(event.get("total", 1)))
+                self._stage_progress(str(event.get("stage")), int(event.get("done", 0)), int(event.get("total", 1)), event.get("fraction"))
             elif kind == "done" and i is not None:
                 self.frames[i].staged = Path(event["output"])
                 self._frame_finished()

@@ -27,7 +27,7 @@ import bpy
 import numpy as np
 from bpy.props import StringProperty
 
-from . import compat, jobs
+from . import compat, jobs, status
 from .preferences import get_preferences, output_space_name, tile_value
 
 SOURCE_KEY = "hdr_plugin_source"  # custom property on the HDR node: the LDR node's name
@@ -270,9 +270,7 @@ class Session:
         return self
 
     def status_text(self) -> str:
-        job = self.job
-        detail = f" {job.detail}" if getattr(job, "detail", "") else ""
-        return f"Reconstruct HDR: {job.stage}{detail} - {job.progress * 100:.0f}% (Esc to cancel)"
+        return status.status_line(self.job)
 
     def cancel(self, wait: float = 30.0) -> None:
         self.job.cancel(wait)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import compat, operators
+from . import compat, operators, status
 from .preferences import get_preferences
 
 
@@ -15,10 +15,15 @@ def _draw_progress(layout, context) -> bool:
         return False
     box = layout.box()
     job = session.job
-    if hasattr(box, "progress"):  # Blender 4.0+
-        box.progress(factor=job.progress, type="BAR", text=f"{job.stage} {job.progress * 100:.0f}%")
+    eta = job.eta
+    if not job.ready_at and "loading the engine" in (job.stage, getattr(job, "detail", "")):
+        text = "loading the engine"
     else:
-        box.label(text=f"{job.stage} {job.progress * 100:.0f}%")
+        text = f"{job.stage} {job.progress * 100:.0f}%" + (f", {status.duration(eta)} left" if eta is not None else "")
+    if hasattr(box, "progress"):  # Blender 4.0+
+        box.progress(factor=job.progress, type="BAR", text=text)
+    else:
+        box.label(text=text)
     box.label(text="Esc in the editor that started it cancels", icon="CANCEL")
     return True
 

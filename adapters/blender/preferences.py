@@ -48,7 +48,10 @@ class HDRPluginPreferences(bpy.types.AddonPreferences):
     engine_route: EnumProperty(name="Engine", items=ROUTES, default="AUTO")
     python_path: StringProperty(
         name="Python interpreter",
-        description="A Python with hdr-plugin installed (pip install torch hdr-plugin), used when Blender's own Python has no torch",
+        description=(
+            "A Python with hdr-plugin installed (torch==2.13.0 from the PyTorch CPU or CUDA index, then the "
+            "hdr-plugin wheel or checkout), used when Blender's own Python has no torch"
+        ),
         subtype="FILE_PATH",
         default="",
     )
@@ -66,7 +69,6 @@ class HDRPluginPreferences(bpy.types.AddonPreferences):
         items=OUTPUT_SPACES,
         default="LIN_REC709",
     )
-
 
     def draw(self, context):
         layout = self.layout

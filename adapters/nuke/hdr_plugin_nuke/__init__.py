@@ -52,9 +52,12 @@ READ_COLORSPACES = {
 LINEAR_NAMES = ["linear", "scene_linear", "Linear", "lin_srgb", "Utility - Linear - sRGB", "Linear Rec.709 (sRGB)"]
 SRGB_NAMES = ["sRGB", "srgb_display", "sRGB Encoded Rec.709 (sRGB)", "Output - sRGB", "sRGB - Display", "srgb_tx", "Utility - sRGB - Texture"]
 INSTALL_HELP = (
-    "Install the engine into a Python environment of its own ('python -m pip install hdr-plugin', "
-    "with the torch build for your GPU) and set the node's 'engine Python' knob (or $HDR_PLUGIN_PYTHON) "
-    "to that interpreter."
+    "Install the engine into a Python environment of its own: 'python -m pip install torch==2.13.0 "
+    "--index-url https://download.pytorch.org/whl/cpu' (for an NVIDIA GPU, the CUDA index pytorch.org lists "
+    "for your driver), then "
+    "'python -m pip install <the hdr-plugin checkout folder or hdr_plugin-VERSION-py3-none-any.whl>' "
+    "(hdr-plugin is on no package index), and set the node's "
+    "'engine Python' knob (or $HDR_PLUGIN_PYTHON) to that interpreter."
 )
 
 
