@@ -288,7 +288,10 @@ def output_path(src: Path, rel: Path, out: str | None, fmt: str, suffix: str, ma
 def _engine_from_args(args):
     from .pipeline import Engine
 
-    return Engine(args.weights, device=args.device, precision=args.precision, tile=args.tile, tile_overlap=args.tile_overlap)
+    return Engine(
+        args.weights, device=args.device, precision=args.precision, tile=args.tile, tile_overlap=args.tile_overlap,
+        quality=args.quality, runtime=args.runtime, max_memory=args.max_memory,
+    )
 
 
 def _load_curve(path: str):
@@ -561,8 +564,11 @@ def cmd_info(args) -> int:
 
     import torch
 
-    from .devices import cpu_has_native_bf16, resolve_device, resolve_precision
+    from .bench import cpu_name
+    from .devices import cpu_has_fast_bf16, cpu_has_native_bf16, cpu_isa, resolve_device, resolve_precision
     from .plugins import get_plugin_manager, plugin_names, rejected_plugins
+    from .quality import resolve_quality
+    from .runtime import available_runtimes, resolve_runtime, runtime_version
     from .weights import WeightsError, read_manifest
 
     info: dict[str, Any] = {
@@ -570,16 +576,24 @@ def cmd_info(args) -> int:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cuda_available": torch.cuda.is_available(),
+        "cpu": cpu_name(),
+        "cpu_isa": cpu_isa(),
         "cpu_native_bf16": cpu_has_native_bf16(),
+        "cpu_fast_bf16": cpu_has_fast_bf16(),
+        "threads": torch.get_num_threads(),
     }
+    runtime = None
     try:
         device = resolve_device(args.device)
         info["device"] = str(device)
         if device.type == "cuda":
             info["device_name"] = torch.cuda.get_device_name(device)
+        runtime = resolve_runtime(args.runtime, device)
+        info["runtime"] = f"{runtime} {runtime_version(runtime)}"
+        info["runtimes_available"] = available_runtimes(device)
     except Exception as e:
         device = None
-        info["device"] = f"unavailable: {e}"
+        info["device" if "device" not in info else "runtime"] = f"unavailable: {e}"
     try:
         w = read_manifest(args.weights)
         info["weights"] = {
@@ -590,8 +604,10 @@ def cmd_info(args) -> int:
             "precision_checks": w.precision_checks,
         }
         info["model_config"] = w.config.raw
-        if device is not None:
-            info["precision"] = resolve_precision(args.precision, device, w.precision_checks)
+        if device is not None and runtime is not None:
+            info["precision"] = resolve_precision(args.precision, device, w.precision_checks, runtime)
+        quality = resolve_quality(args.quality, w.manifest)
+        info["quality"] = f"{quality.name} ({', '.join(quality.networks)})"
     except WeightsError as e:
         info["weights"] = f"error: {e}"
     pm = get_plugin_manager()
@@ -681,12 +697,32 @@ def _overlap(value: str) -> int:
     return n
 
 
+def _memory(value: str) -> int:
+    """``3G``, ``1500M``, ``2.5GiB`` or a byte count -> bytes."""
+    text = value.strip().upper().removesuffix("IB").removesuffix("B")
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}.get(text[-1:], 1)
+    try:
+        n = float(text[:-1] if scale > 1 else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--max-memory takes a size such as 3G or 1500M, not {value!r}")
+    if not n > 0 or n != n:
+        raise argparse.ArgumentTypeError(f"--max-memory must be positive, not {value!r}")
+    return int(n)
+
+
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
     g.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps; an unavailable device is an error")
     g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"], help="network precision (default: auto, see README)")
-    g.add_argument("--tile", type=_tile, default="auto", help="tile size in pixels, 0 for whole image, auto (default 1024)")
+    g.add_argument("--quality", default="auto", choices=["auto", "standard", "max"],
+                   help="standard: Linearization- and Hallucination-Net (on clipped tiles only); max: all four networks "
+                        "(about 5x the compute for +0.01 dB with the shipped weights); auto: the weights' default (standard)")
+    g.add_argument("--runtime", default="auto", choices=["auto", "torch", "openvino", "onnxruntime"],
+                   help="auto: OpenVINO on the CPU when installed (pip install \"hdr-plugin[fast]\"), else PyTorch")
+    g.add_argument("--tile", type=_tile, default="auto", help="tile core size in pixels, 0 for whole image, auto (default: sized from --max-memory)")
     g.add_argument("--tile-overlap", type=_overlap, default=96, help="context pixels around each tile (default 96)")
+    g.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
+                   help="peak-memory budget of one conversion, e.g. 3G or 1500M (default 3G); tiles are sized to stay inside it")
     g.add_argument("--weights", default=None, help="weights folder or .safetensors (default: shipped weights, or $HDR_PLUGIN_WEIGHTS)")
 
 
@@ -770,9 +806,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_options(i)
     i.set_defaults(func=cmd_info)
 
-    b = sub.add_parser("bench", help="megapixels per second per stage and peak memory, fp32 vs the chosen precision")
+    b = sub.add_parser("bench", help="seconds, MP/s, kMAC/px and GMAC/s per stage, peak memory; --against another checkout")
     b.add_argument("--size", default="1920x1080", help="WIDTHxHEIGHT (default 1920x1080)")
-    b.add_argument("--repeat", type=int, default=2, help="timed runs per precision (best is reported)")
+    b.add_argument("--repeat", type=int, default=2, help="timed runs per configuration, alternated (best is reported)")
+    b.add_argument("--clipped", type=float, default=None, metavar="FRACTION",
+                   help="re-expose the frame so this fraction of pixels is clipped (0: none; default: the sample's own ~10 %%)")
+    b.add_argument("--against", metavar="PATH",
+                   help="another checkout (folder with hdr_plugin/, run with its .venv) or weights folder, measured in the same run")
     b.add_argument("--json", action="store_true")
     b.add_argument(
         "--record",

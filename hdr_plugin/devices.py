@@ -4,9 +4,11 @@
 that is not available raises :class:`DeviceUnavailableError`; nothing falls back silently.
 
 ``precision="auto"`` picks reduced precision only where it is fast *and* measured to be
-faithful: bf16 on CPUs with native bf16 (AMX / AVX-512 BF16), bf16 or fp16 on CUDA, and
-only when the weights' manifest records that this mode's output agrees with fp32 to at
-least ``AUTO_PRECISION_MIN_DB`` PU21-PSNR; otherwise fp32.
+faithful: bf16 on CPUs with AMX (matrix units; on CPUs with AVX-512 BF16 but no AMX, bf16
+measured *slower* than fp32 for our networks: 0.24 vs 0.27 MP/s for Hallucination-Net on
+a Xeon with avx512_bf16 and no AMX), bf16 or fp16 on CUDA, and only when the weights'
+manifest records that this mode's output agrees with fp32 to at least
+``AUTO_PRECISION_MIN_DB`` PU21-PSNR; otherwise fp32.
 """
 
 from __future__ import annotations
@@ -71,12 +73,43 @@ def cpu_has_native_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-def precision_key(device: torch.device, precision: str) -> str:
-    """Manifest key under which a precision check for ``device`` is recorded, e.g. ``cpu_bf16``."""
-    return f"{device.type}_{precision}"
+@functools.lru_cache(maxsize=None)
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags from /proc/cpuinfo (empty where it cannot be read)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
 
 
-def resolve_precision(precision: str, device: torch.device, measured_db: dict[str, float] | None = None) -> str:
+def cpu_isa() -> str:
+    """The widest vector/matrix ISA of this CPU that matters for our kernels: amx, avx512, avx2 or other."""
+    flags = cpu_flags()
+    if "amx_bf16" in flags:
+        return "amx"
+    if "avx512f" in flags:
+        return "avx512" + ("+bf16" if "avx512_bf16" in flags else "")
+    if "avx2" in flags:
+        return "avx2"
+    return "other"
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True where bf16 is measured to beat fp32 on the CPU: AMX matrix units."""
+    return "amx_bf16" in cpu_flags()
+
+
+def precision_key(device: torch.device, precision: str, runtime: str = "torch") -> str:
+    """Manifest key of a precision check, e.g. ``cpu_bf16`` (PyTorch) or ``cpu_openvino_bf16``."""
+    return f"{device.type}_{precision}" if runtime == "torch" else f"{device.type}_{runtime}_{precision}"
+
+
+def resolve_precision(
+    precision: str, device: torch.device, measured_db: dict[str, float] | None = None, runtime: str = "torch"
+) -> str:
     """Pick ``fp32``/``bf16``/``fp16`` for ``device``; see the module docstring for ``auto``."""
     precision = (precision or "auto").lower()
     if precision not in PRECISIONS:
@@ -87,13 +120,13 @@ def resolve_precision(precision: str, device: torch.device, measured_db: dict[st
         return precision
     measured_db = measured_db or {}
     if device.type == "cpu":
-        candidates = ["bf16"] if cpu_has_native_bf16() else []
+        candidates = ["bf16"] if cpu_has_fast_bf16() and runtime != "onnxruntime" else []
     elif device.type == "cuda":
         candidates = (["bf16"] if torch.cuda.is_bf16_supported() else []) + ["fp16"]
     else:
         candidates = ["fp16"]
     for cand in candidates:
-        db = measured_db.get(precision_key(device, cand))
+        db = measured_db.get(precision_key(device, cand, runtime))
         if db is not None and db >= AUTO_PRECISION_MIN_DB:
             return cand
     return "fp32"

@@ -52,8 +52,12 @@ def hdr_stage_output(stage, image, context):
 def hdr_progress(stage, done, total, context):
     """Report progress: ``done`` of ``total`` units of ``stage`` are finished.
 
-    Stages: ``"dequantize"``, ``"linearize"``, ``"reconstruct"`` (tiles of the last
-    three networks).  Return ``False`` to cancel the run: the engine raises
+    Stages, in order: ``"dequantize"`` (tiles; ``quality="max"`` only), ``"linearize"``
+    (1 of 1), ``"hallucinate"`` (the tiles that hold over-exposed pixels; 1 of 1 when
+    there are none) and ``"refine"`` (tiles; ``quality="max"`` only).
+    ``context.fraction`` is the share of the whole run's compute done so far (0..1,
+    weighted by each step's multiply-accumulates, never decreasing): use it for progress
+    bars and ETAs.  Return ``False`` to cancel the run: the engine raises
     :class:`hdr_plugin.pipeline.Cancelled` and the caller writes nothing.
     """
 

@@ -1,23 +1,38 @@
-"""Padding and overlapping-tile execution of fully convolutional stages.
+"""Tile planning and tiled execution of fully convolutional stages.
 
-The image stays in host memory; tiles travel to the device one at a time, are
-reflect-padded to a multiple of 64, processed, cropped back and blended into the host
-result with linear feathering across the overlaps.  On CUDA out-of-memory the pass
-restarts with half the tile size.
+The image stays in host memory as an ``(H, W, C)`` numpy array; tiles travel to the
+device one at a time.  The grid is *balanced*: along each axis the image is cut into
+equal cores (sizes differ by at most one pixel), each core is computed on a window that
+adds ``overlap`` pixels of context on its inner sides and is then grown, inside the image,
+to a multiple of the networks' padding multiple, so the padding a network needs is real
+context rather than reflection.  Only the core of each tile is written back: every pixel
+is owned by exactly one tile.
+
+Sparse execution: a tile whose ``needs`` test is false is not computed at all and its core
+keeps what the output buffer already holds (for Hallucination-Net: the linear image, which
+is exactly what the network returns wherever the over-exposure mask is zero).
+
+On CUDA out-of-memory the pass restarts with tiles of a quarter of the area.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 log = logging.getLogger("hdr_plugin")
 
-MIN_TILE = 128
+#: smallest tile core side the planner makes (context dominates below that)
+MIN_CORE = 64
+#: fixed cost of one tile call, counted as this many extra computed pixels when the
+#: planner compares grids (launch and copy overheads, measured order of magnitude)
+TILE_OVERHEAD_PX = 16384
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -52,80 +67,212 @@ class Tile:
     ex1: int
 
 
-def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
-    """Cover the image with ``tile``-sized cores, each extended by ``overlap`` on inner sides."""
-    tiles = []
-    for y0 in range(0, height, tile):
-        for x0 in range(0, width, tile):
-            y1, x1 = min(y0 + tile, height), min(x0 + tile, width)
-            tiles.append(Tile(y0, y1, x0, x1, max(0, y0 - overlap), min(height, y1 + overlap), max(0, x0 - overlap), min(width, x1 + overlap)))
-    return tiles
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
 
 
-def _ramp(n: int, lo_ext: int, hi_ext: int) -> torch.Tensor:
-    """1-D blend weights: rising over the leading extension, flat, falling over the trailing one."""
-    w = torch.ones(n)
-    if lo_ext > 0:
-        w[:lo_ext] = torch.arange(1, lo_ext + 1, dtype=torch.float32) / (lo_ext + 1)
-    if hi_ext > 0:
-        w[n - hi_ext :] = torch.arange(hi_ext, 0, -1, dtype=torch.float32) / (hi_ext + 1)
-    return w
+def axis_windows(length: int, n: int, overlap: int, multiple: int) -> list[tuple[int, int, int, int]]:
+    """``n`` balanced cores along one axis, each as ``(c0, c1, e0, e1)``.
+
+    Cores split ``length`` into sizes that differ by at most one; a window adds
+    ``overlap`` on inner sides and is grown inside ``[0, length)`` (evenly on both sides,
+    spilling over where one side hits the border) to a multiple of ``multiple``.
+    """
+    bounds = [(i * length) // n for i in range(n + 1)]
+    out = []
+    for c0, c1 in zip(bounds[:-1], bounds[1:]):
+        e0, e1 = max(0, c0 - overlap), min(length, c1 + overlap)
+        need = min(_round_up(e1 - e0, multiple), length) - (e1 - e0)
+        lo = min(need // 2, e0)
+        hi = min(need - lo, length - e1)
+        lo = min(need - hi, e0)
+        out.append((c0, c1, e0 - lo, e1 + hi))
+    return out
+
+
+def _axis_cost(windows, multiple: int) -> int:
+    return sum(_round_up(e1 - e0, multiple) for _, _, e0, e1 in windows)
+
+
+def plan_grid(
+    height: int,
+    width: int,
+    *,
+    overlap: int,
+    multiple: int = 64,
+    max_core: int | None = None,
+    max_window_area: int | None = None,
+) -> list[Tile]:
+    """A balanced grid computing the fewest pixels under the given limits.
+
+    ``max_core``: cores at most this many pixels on a side (an explicit ``--tile``).
+    ``max_window_area``: computed windows (padded) at most this many pixels (the memory
+    budget).  With neither, the whole image is one tile.  Among the grids that satisfy
+    the limits the one with the fewest computed pixels wins (ties: fewer tiles).
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"cannot tile an empty image ({width}x{height})")
+    ny_min = max(1, math.ceil(height / max_core)) if max_core else 1
+    nx_min = max(1, math.ceil(width / max_core)) if max_core else 1
+    ny_max = max(ny_min, min(math.ceil(height / MIN_CORE), ny_min + 48))
+    nx_max = max(nx_min, min(math.ceil(width / MIN_CORE), nx_min + 48))
+    rows = {ny: axis_windows(height, ny, overlap if ny > 1 else 0, multiple) for ny in range(ny_min, ny_max + 1)}
+    cols = {nx: axis_windows(width, nx, overlap if nx > 1 else 0, multiple) for nx in range(nx_min, nx_max + 1)}
+    tallest = {ny: max(_round_up(e1 - e0, multiple) for *_, e0, e1 in r) for ny, r in rows.items()}
+    widest = {nx: max(_round_up(e1 - e0, multiple) for *_, e0, e1 in c) for nx, c in cols.items()}
+    best = None
+    for ny, r in rows.items():
+        for nx, c in cols.items():
+            if max_window_area and tallest[ny] * widest[nx] > max_window_area:
+                continue
+            cost = _axis_cost(r, multiple) * _axis_cost(c, multiple) + ny * nx * TILE_OVERHEAD_PX
+            if best is None or cost < best[0]:
+                best = (cost, ny, nx)
+    if best is None:  # nothing fits the area: the finest grid searched
+        best = (0, ny_max, nx_max)
+    _, ny, nx = best
+    return [Tile(y0, y1, x0, x1, ey0, ey1, ex0, ex1) for y0, y1, ey0, ey1 in rows[ny] for x0, x1, ex0, ex1 in cols[nx]]
+
+
+def tile_grid(height: int, width: int, tile: int, overlap: int, multiple: int = 64) -> list[Tile]:
+    """The balanced grid for an explicit tile size (cores at most ``tile`` px a side)."""
+    return plan_grid(height, width, overlap=overlap, multiple=multiple, max_core=tile)
+
+
+def computed_pixels(tiles: Sequence[Tile], multiple: int = 64) -> int:
+    """Pixels a pass over ``tiles`` computes, padding included."""
+    return sum(_round_up(t.ey1 - t.ey0, multiple) * _round_up(t.ex1 - t.ex0, multiple) for t in tiles)
+
+
+class MaskIndex:
+    """Constant-time "does this rectangle hold any masked pixel" for a boolean (H, W) mask."""
+
+    def __init__(self, mask: np.ndarray):
+        m = np.asarray(mask, dtype=bool)
+        self.fraction = float(m.mean()) if m.size else 0.0
+        self._sat = np.zeros((m.shape[0] + 1, m.shape[1] + 1), np.int64)
+        np.cumsum(np.cumsum(m, axis=0, dtype=np.int64), axis=1, out=self._sat[1:, 1:])
+
+    def count(self, y0: int, y1: int, x0: int, x1: int) -> int:
+        s = self._sat
+        return int(s[y1, x1] - s[y0, x1] - s[y1, x0] + s[y0, x0])
+
+    def any_in_core(self, t: Tile) -> bool:
+        return self.count(t.y0, t.y1, t.x0, t.x1) > 0
+
+
+def plan_sparse_grid(
+    height: int,
+    width: int,
+    mask: MaskIndex,
+    *,
+    overlap: int,
+    multiple: int,
+    max_window_area: int,
+) -> list[Tile]:
+    """The grid that computes the fewest pixels when only tiles holding masked pixels run.
+
+    Tries the memory-limited grid and grids of a quarter, a sixteenth ... of its window
+    area (down to cores of twice the context) and keeps the cheapest; returns only the
+    tiles that need computing.
+    """
+    best = None
+    area = max_window_area
+    smallest = max(MIN_CORE * MIN_CORE, (4 * overlap) ** 2)
+    while True:
+        tiles = [t for t in plan_grid(height, width, overlap=overlap, multiple=multiple, max_window_area=area) if mask.any_in_core(t)]
+        cost = computed_pixels(tiles, multiple) + len(tiles) * TILE_OVERHEAD_PX
+        if best is None or cost < best[0]:
+            best = (cost, tiles)
+        if area <= smallest or not tiles:
+            break
+        area = max(smallest, area // 4)
+    return best[1]
 
 
 def _is_oom(e: BaseException) -> bool:
     return isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower()
 
 
-def run_tiled(
-    fn: Callable[[torch.Tensor], torch.Tensor],
-    image: torch.Tensor,
-    out_channels: int,
+def _window(a: np.ndarray, t: Tile, device: torch.device) -> torch.Tensor:
+    """``(1, C, h, w)`` float32 device tensor of the tile's window of a host (H, W, C) array."""
+    w = np.ascontiguousarray(a[t.ey0 : t.ey1, t.ex0 : t.ex1].transpose(2, 0, 1))
+    return torch.from_numpy(w).to(device=device, dtype=torch.float32)[None]
+
+
+def run_tiles(
+    fn: Callable[..., torch.Tensor],
+    inputs: Sequence[np.ndarray],
+    out: np.ndarray,
+    tiles: Sequence[Tile],
     *,
     device: torch.device,
-    tile: int | None,
-    overlap: int,
     multiple: int = 64,
     progress: Callable[[int, int], None] | None = None,
-) -> torch.Tensor:
-    """Apply ``fn`` (device tensor ``(1, C, h, w)`` -> ``(1, out_channels, h, w)``) tile by tile.
+) -> np.ndarray:
+    """Compute ``fn`` on each tile's window of ``inputs`` and write its core into ``out``.
 
-    ``image`` is a host ``(1, C, H, W)`` float32 tensor; ``tile=None``/0 processes the
-    whole image at once.  ``progress(done, total)`` is called after every tile (it may
-    raise to cancel).  Returns a host float32 ``(1, out_channels, H, W)`` tensor.
+    ``inputs``: host ``(H, W, C_i)`` float arrays; ``fn`` gets one ``(1, C_i, h, w)``
+    device tensor per input (padded to ``multiple``) and returns ``(1, C_out, h, w)``.
+    ``out``: host ``(H, W, C_out)`` array, written in place at each tile's core (what
+    lies outside the given tiles is left as it was).  ``progress(done, total)`` is called
+    after every tile (it may raise to cancel).
     """
-    _, _, height, width = image.shape
-    size = tile if tile else max(height, width)
+    total = len(tiles)
+    for i, t in enumerate(tiles):
+        windows = []
+        for a in inputs:
+            x, (h, w) = pad_to_multiple(_window(a, t, device), multiple)
+            windows.append(x)
+        y = fn(*windows)[0, :, :h, :w]
+        core = y[:, t.y0 - t.ey0 : t.y1 - t.ey0, t.x0 - t.ex0 : t.x1 - t.ex0]
+        out[t.y0 : t.y1, t.x0 : t.x1] = core.float().cpu().numpy().transpose(1, 2, 0)
+        if progress:
+            progress(i + 1, total)
+    return out
+
+
+def run_with_oom_retry(plan: Callable[[int], Sequence[Tile]], run: Callable[[Sequence[Tile]], np.ndarray], area: int, device: torch.device) -> np.ndarray:
+    """``run(plan(area))``, replanning with a quarter of the window area on CUDA out-of-memory."""
     while True:
         try:
-            return _run_pass(fn, image, out_channels, device, size, overlap if tile else 0, multiple, progress)
+            return run(plan(area))
         except RuntimeError as e:
-            if device.type != "cuda" or not _is_oom(e) or size // 2 < MIN_TILE:
+            if device.type != "cuda" or not _is_oom(e) or area // 4 < (MIN_CORE * 4) ** 2:
                 raise
             torch.cuda.empty_cache()
-            size //= 2
-            log.warning("CUDA out of memory; retrying with %d-pixel tiles", size)
+            area //= 4
+            log.warning("CUDA out of memory; retrying with tiles of at most %d pixels", area)
 
 
-def _run_pass(fn, image, out_channels, device, size, overlap, multiple, progress) -> torch.Tensor:
-    _, _, height, width = image.shape
-    tiles = tile_grid(height, width, size, overlap)
-    if len(tiles) == 1:
-        x, (h, w) = pad_to_multiple(image.to(device), multiple)
-        out = fn(x)[..., :h, :w].float().cpu()
-        if progress:
-            progress(1, 1)
-        return out
-    acc = torch.zeros(1, out_channels, height, width)
-    weight = torch.zeros(1, 1, height, width)
-    for i, t in enumerate(tiles):
-        x = image[..., t.ey0 : t.ey1, t.ex0 : t.ex1].to(device)
-        x, (h, w) = pad_to_multiple(x, multiple)
-        out = fn(x)[..., :h, :w].float().cpu()
-        wy = _ramp(h, t.y0 - t.ey0, t.ey1 - t.y1)
-        wx = _ramp(w, t.x0 - t.ex0, t.ex1 - t.x1)
-        wmap = (wy[:, None] * wx[None, :])[None, None]
-        acc[..., t.ey0 : t.ey1, t.ex0 : t.ex1] += out * wmap
-        weight[..., t.ey0 : t.ey1, t.ex0 : t.ex1] += wmap
-        if progress:
-            progress(i + 1, len(tiles))
-    return acc / weight
+# --------------------------------------------------------------------------- memory planning
+#: default peak-memory budget of one conversion (``--max-memory``)
+DEFAULT_MAX_MEMORY = 3 * 2**30
+#: resident memory of the process before any image: Python, torch, the runtime, the weights
+BASELINE_BYTES = 700 * 2**20
+#: peak working memory per computed window pixel of the largest network pass (fp32
+#: activations and the runtime's scratch; measured with /proc/self/status on 1-4 MP windows)
+BYTES_PER_WINDOW_PIXEL = 700
+#: windows never get smaller than this (cores of about 4x the context)
+MIN_WINDOW_AREA = 448 * 448
+
+
+class MemoryBudgetError(ValueError):
+    """The image cannot be converted within the memory budget."""
+
+
+def window_area_for_budget(budget: int, image_pixels: int, host_bytes_per_pixel: int) -> int:
+    """The largest tile window (pixels) that keeps a conversion's peak under ``budget`` bytes.
+
+    ``host_bytes_per_pixel``: what the engine and its caller hold per image pixel for the
+    whole run (decoded input, output, intermediate images).
+    """
+    free = budget - BASELINE_BYTES - image_pixels * host_bytes_per_pixel
+    area = free // BYTES_PER_WINDOW_PIXEL
+    if area < MIN_WINDOW_AREA:
+        need = BASELINE_BYTES + image_pixels * host_bytes_per_pixel + MIN_WINDOW_AREA * BYTES_PER_WINDOW_PIXEL
+        raise MemoryBudgetError(
+            f"a {image_pixels / 1e6:.1f}-megapixel image needs about {need / 2**30:.1f} GiB, above the memory budget of "
+            f"{budget / 2**30:.1f} GiB; raise it with --max-memory (or max_memory=)"
+        )
+    return int(area)

@@ -57,6 +57,7 @@ def tiny_weights(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _tiny_weights_everywhere(tiny_weights, monkeypatch):
     monkeypatch.setenv("HDR_PLUGIN_WEIGHTS", str(tiny_weights))
+    monkeypatch.setenv("HDR_PLUGIN_CACHE", str(tiny_weights.parent / "runtime-cache"))
     monkeypatch.setenv("HDR_PLUGIN_DISABLE_ENTRYPOINTS", "1")
     from hdr_plugin import pipeline
 
@@ -95,7 +96,10 @@ def engine(tiny_weights):
     from hdr_plugin.pipeline import Engine
     from hdr_plugin.plugins import make_plugin_manager
 
-    return Engine(tiny_weights, device="cpu", precision="fp32", tile=0, plugin_manager=make_plugin_manager(load_entrypoints=False))
+    return Engine(
+        tiny_weights, device="cpu", precision="fp32", tile=0, quality="max", runtime="torch",
+        plugin_manager=make_plugin_manager(load_entrypoints=False),
+    )
 
 
 def requires_shared_data():

@@ -58,6 +58,16 @@ def run(*args) -> int:
     return cli.main([str(a) for a in args])
 
 
+@pytest.fixture
+def engine(tiny_weights):
+    """What ``convert`` runs by default: quality standard, precision fp32 on this CPU (fp32:
+    the runtimes agree to far better than the tolerances used here)."""
+    from hdr_plugin.pipeline import Engine
+    from hdr_plugin.plugins import make_plugin_manager
+
+    return Engine(tiny_weights, device="cpu", precision="fp32", runtime="torch", plugin_manager=make_plugin_manager(load_entrypoints=False))
+
+
 def _expected(engine, path, exposure=0.0):
     return engine.reconstruct(read_ldr(path).rgb, exposure=exposure).image
 
@@ -248,10 +258,13 @@ def test_json_progress_lines(tree, capsys):
     progress = [e for e in events if e["event"] == "progress"]
     for name in ("a.png", "b.jpg"):
         mine = [e for e in progress if e["file"].endswith(name)]
-        # 64x96 with 64-px tiles: 1x2 tiles per tiled stage
+        # 64x96 with 64-px tiles: 1x2 tiles; the default quality runs the curve, then
+        # Hallucination-Net on the tiles that clip (here both)
         assert [(e["stage"], e["done"], e["total"]) for e in mine] == [
-            ("dequantize", 1, 2), ("dequantize", 2, 2), ("linearize", 1, 1), ("reconstruct", 1, 2), ("reconstruct", 2, 2)
+            ("linearize", 1, 1), ("hallucinate", 1, 2), ("hallucinate", 2, 2)
         ]
+        fractions = [e["fraction"] for e in mine]
+        assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     done = [e for e in events if e["event"] == "done"]
     assert [Path(e["output"]).name for e in done] == ["a.exr", "b.exr"] and all(e["seconds"] >= 0 for e in done)
     assert events[-1] == {"event": "summary", "converted": 2, "skipped": 0, "failed": 0}

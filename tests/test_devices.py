@@ -54,7 +54,7 @@ def test_auto_is_cpu_here():
 def test_device_and_precision_are_logged(tiny_weights, caplog):
     with caplog.at_level(logging.INFO, logger="hdr_plugin"):
         Engine(tiny_weights, device="cpu", precision="fp32")
-    assert any("device=cpu precision=fp32" in r.getMessage() for r in caplog.records)
+    assert any("device=cpu runtime=" in r.getMessage() and "precision=fp32" in r.getMessage() for r in caplog.records)
     assert any("untrained" in r.getMessage() for r in caplog.records)
 
 
@@ -80,15 +80,16 @@ def test_fp16_on_cpu_rejected_by_engine(tiny_weights):
 )
 def test_auto_precision_on_cpu(monkeypatch, native, measured, bf16_ok):
     # the CPU feature probe is the only thing replaced: it reads /proc/cpuinfo
-    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(devices, "cpu_has_fast_bf16", lambda: native)
     expected = "bf16" if (native and bf16_ok) else "fp32"
     assert resolve_precision("auto", CPU, measured) == expected
 
 
 def test_auto_precision_uses_this_cpus_real_capability():
-    # on this machine: bf16 iff the CPU advertises AMX/AVX512-BF16 and the measurement passes
+    # on this machine: bf16 iff the CPU has AMX (bf16 without AMX measured slower) and the measurement passes
     got = resolve_precision("auto", CPU, {"cpu_bf16": 50.0})
-    assert got == ("bf16" if devices.cpu_has_native_bf16() else "fp32")
+    assert got == ("bf16" if devices.cpu_has_fast_bf16() else "fp32")
+    assert devices.cpu_has_fast_bf16() == ("amx_bf16" in devices.cpu_flags())
     assert resolve_precision("auto", CPU, {"cpu_bf16": 40.0}) == "fp32"
 
 
@@ -97,15 +98,16 @@ def test_engine_auto_precision_reads_the_manifest(tiny_weights, tmp_path):
 
     folder = tmp_path / "w"
     shutil.copytree(tiny_weights, folder)
-    assert Engine(folder, device="cpu").precision == "fp32"  # nothing measured
+    assert Engine(folder, device="cpu", runtime="torch").precision == "fp32"  # nothing measured
     update_manifest(folder, precision_checks={"cpu_bf16": 44.0})
-    assert Engine(folder, device="cpu").precision == "fp32"
+    assert Engine(folder, device="cpu", runtime="torch").precision == "fp32"
     update_manifest(folder, precision_checks={"cpu_bf16": 46.0})
-    assert Engine(folder, device="cpu").precision == ("bf16" if devices.cpu_has_native_bf16() else "fp32")
+    assert Engine(folder, device="cpu", runtime="torch").precision == ("bf16" if devices.cpu_has_fast_bf16() else "fp32")
 
 
 def test_precision_keys():
     assert devices.precision_key(CPU, "bf16") == "cpu_bf16"
+    assert devices.precision_key(CPU, "bf16", "openvino") == "cpu_openvino_bf16"
     assert devices.precision_key(torch.device("cuda", 1), "fp16") == "cuda_fp16"
 
 

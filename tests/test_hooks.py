@@ -49,6 +49,7 @@ class Recorder:
     def __init__(self, cancel_at=None):
         self.stages: list[tuple[str, object]] = []
         self.progress: list[tuple[str, int, int]] = []
+        self.fractions: list[float] = []
         self.cancel_at = cancel_at
         self.finalized = 0
 
@@ -59,6 +60,7 @@ class Recorder:
     @hookimpl
     def hdr_progress(self, stage, done, total, context):
         self.progress.append((stage, done, total))
+        self.fractions.append(context.fraction)
         if self.cancel_at == (stage, done):
             return False
         return True
@@ -167,27 +169,72 @@ def test_shot_curve_locks_one_curve_for_several_frames(engine, small_rgb):
 
 
 # --------------------------------------------------------------------------- progress and cancellation
-def test_progress_hook_sees_every_tile(small_rgb):
+def _clipped_tiles(eng, rgb):
+    """The tiles of eng's grid whose core holds over-exposed pixels of the linear image."""
+    from hdr_plugin.tiling import MaskIndex
+
+    h, w = rgb.shape[:2]
+    curve = eng.estimate_curve(eng.display_image(rgb))
+    mask = MaskIndex(crf.apply_curve_np(eng.display_image(rgb), curve).max(axis=2) > eng.model.hal.mask_threshold)
+    return [t for t in eng.plan_dense(h, w) if mask.any_in_core(t)]
+
+
+@pytest.fixture
+def half_dark_rgb(small_rgb):
+    """The clipped-sky crop with its lower half darkened: clipped tiles above, none below."""
+    rgb = small_rgb.copy()
+    rgb[64:] *= 0.3
+    return rgb
+
+
+def test_progress_hook_sees_every_tile_of_every_network(half_dark_rgb):
     from conftest import tiny_model
 
+    small_rgb = half_dark_rgb
     pm = make_plugin_manager(load_entrypoints=False)
-    eng = Engine(model=tiny_model(), device="cpu", precision="fp32", tile=64, tile_overlap=16, plugin_manager=pm)
+    eng = Engine(model=tiny_model(), device="cpu", precision="fp32", tile=64, tile_overlap=16, quality="max", runtime="torch", plugin_manager=pm)
+    n = len(tile_grid(*small_rgb.shape[:2], 64, 16))
+    assert n == 2 * 3
+    k = len(_clipped_tiles(eng, small_rgb))
+    assert 0 < k < n  # the sky clips, the rest does not: Hallucination-Net runs on k tiles only
     rec = Recorder()
     register_plugin(rec, pm=pm)
     eng.reconstruct(small_rgb)
-    n = len(tile_grid(*small_rgb.shape[:2], 64, 16))
-    assert n == 2 * 3
     expected = [("dequantize", i, n) for i in range(1, n + 1)] + [("linearize", 1, 1)]
-    expected += [("reconstruct", i, n) for i in range(1, n + 1)]
+    expected += [("hallucinate", i, k) for i in range(1, k + 1)] + [("refine", i, n) for i in range(1, n + 1)]
     assert rec.progress == expected
+    # context.fraction: the share of the compute done, weighted by MACs; it only grows and ends at 1
+    assert all(b >= a for a, b in zip(rec.fractions, rec.fractions[1:])) and rec.fractions[-1] == pytest.approx(1.0)
+    assert 0 < rec.fractions[0] < 0.5  # one Dequantization tile of six, the cheap curve and k of six hallucination tiles after it
 
 
-@pytest.mark.parametrize("cancel_at", [("dequantize", 2), ("linearize", 1), ("reconstruct", 6)])
+def test_default_quality_reports_the_curve_then_the_clipped_tiles(half_dark_rgb):
+    from conftest import tiny_model
+
+    small_rgb = half_dark_rgb
+    pm = make_plugin_manager(load_entrypoints=False)
+    eng = Engine(model=tiny_model(), device="cpu", precision="fp32", tile=64, tile_overlap=16, runtime="torch", plugin_manager=pm)
+    assert eng.quality.name == "standard"
+    k = len(_clipped_tiles(eng, small_rgb))
+    rec = Recorder()
+    register_plugin(rec, pm=pm)
+    eng.reconstruct(small_rgb)
+    assert 0 < k < 6
+    assert rec.progress == [("linearize", 1, 1)] + [("hallucinate", i, k) for i in range(1, k + 1)]
+    # weighted by MACs: the curve's share is what Linearization-Net costs against the k tiles
+    from hdr_plugin.tiling import computed_pixels
+
+    hal_macs = eng.kmac_per_pixel["hallucination"] * 1e3 * computed_pixels(_clipped_tiles(eng, small_rgb))
+    assert rec.fractions[0] == pytest.approx(eng.linearization_macs / (eng.linearization_macs + hal_macs))
+    assert rec.fractions[-1] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("cancel_at", [("dequantize", 2), ("linearize", 1), ("hallucinate", 1), ("refine", 6)])
 def test_returning_false_cancels(small_rgb, cancel_at):
     from conftest import tiny_model
 
     pm = make_plugin_manager(load_entrypoints=False)
-    eng = Engine(model=tiny_model(), device="cpu", precision="fp32", tile=64, tile_overlap=16, plugin_manager=pm)
+    eng = Engine(model=tiny_model(), device="cpu", precision="fp32", tile=64, tile_overlap=16, quality="max", runtime="torch", plugin_manager=pm)
     rec = Recorder(cancel_at=cancel_at)
     register_plugin(rec, pm=pm)
     assert hdr_plugin.Cancelled is Cancelled
@@ -204,7 +251,7 @@ def test_cancelled_cli_run_writes_nothing(tmp_path, sample_path):
     class CancelLate:
         @hookimpl
         def hdr_progress(self, stage, done, total, context):
-            return stage != "reconstruct"  # cancel at the very last step
+            return stage != "hallucinate"  # cancel at the very last step of the default quality
 
     out_dir = tmp_path / "out"
     out_dir.mkdir()

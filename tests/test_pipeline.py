@@ -58,7 +58,7 @@ def test_padding_does_not_leak_into_the_image(engine, sample_rgb):
 
 def test_linearization_runs_once_on_a_downscaled_copy(sample_rgb):
     model = tiny_model()
-    eng = Engine(model=model, device="cpu", precision="fp32", tile=128, tile_overlap=32, plugin_manager=make_plugin_manager(False))
+    eng = Engine(model=model, device="cpu", precision="fp32", tile=128, tile_overlap=32, quality="max", runtime="torch", plugin_manager=make_plugin_manager(False))
     inputs = []
     handle = model.lin.register_forward_hook(lambda mod, args, out: inputs.append(tuple(args[0].shape)))
     try:
@@ -115,8 +115,16 @@ def test_input_types_and_the_input_is_untouched(engine, sample_rgb):
 def test_bad_engine_settings(tiny_weights):
     with pytest.raises(ValueError, match="tile must be 0 .* at least 64"):
         Engine(tiny_weights, device="cpu", tile=32)
-    assert Engine(tiny_weights, device="cpu", tile="auto").tile == 1024
-    assert Engine(tiny_weights, device="cpu", tile=None).tile == 1024
+    assert Engine(tiny_weights, device="cpu", tile="auto").tile is None  # sized from the memory budget
+    assert Engine(tiny_weights, device="cpu", tile=None).tile is None
+    with pytest.raises(ValueError, match="tile_overlap must be >= 0"):
+        Engine(tiny_weights, device="cpu", tile_overlap=-50)
+    with pytest.raises(ValueError, match="max_memory must be a positive"):
+        Engine(tiny_weights, device="cpu", max_memory=0)
+    with pytest.raises(ValueError, match="unknown quality 'best'"):
+        Engine(tiny_weights, device="cpu", quality="best")
+    with pytest.raises(ValueError, match="unknown runtime 'tvm'"):
+        Engine(tiny_weights, device="cpu", runtime="tvm")
 
 
 def test_deterministic(engine, sample_rgb):
