@@ -271,6 +271,52 @@ class Engine:
             max_window_area=area if area is not None else self.window_area(height, width),
         )
 
+    # ------------------------------------------------------------------ stages
+    def _progress(self, ctx: RunContext, stage: str, work: "_Work | None" = None):
+        def report(done: int, total: int) -> None:
+            if work is not None:
+                ctx.fraction = work.advance(stage, done / max(1, total))
+            answers = self.plugin_manager.hook.hdr_progress(stage=stage, done=done, total=total, context=ctx)
+            if any(a is False for a in answers):
+                raise Cancelled(f"cancelled during {stage} ({done}/{total})")
+
+        return report
+
+    def _observe(self, stage: str, image: np.ndarray, ctx: RunContext) -> None:
+        self.plugin_manager.hook.hdr_stage_output(stage=stage, image=image, context=ctx)
+
+    def _has_observers(self) -> bool:
+        return bool(self.plugin_manager.hook.hdr_stage_output.get_hookimpls())
+
+    # ------------------------------------------------------------------ planning
+    def window_area(self, height: int, width: int) -> int | None:
+        """Largest computed window (pixels) for an image of this size under ``max_memory``; None: untiled."""
+        if self.tile == 0:
+            return None
+        return window_area_for_budget(self.max_memory, height * width, 4 * 3 * _HOST_IMAGES[self.quality.name])
+
+    def plan_dense(self, height: int, width: int, area: int | None = None) -> list[Tile]:
+        """The balanced grid a dense pass (Dequantization-, Refinement-Net) runs on."""
+        multiple = self.config.padding_multiple
+        if self.tile == 0:
+            return plan_grid(height, width, overlap=0, multiple=multiple)
+        return plan_grid(
+            height, width, overlap=self.tile_overlap, multiple=multiple, max_core=self.tile,
+            max_window_area=area if area is not None else self.window_area(height, width),
+        )
+
+    def plan_hallucination(self, mask: MaskIndex, height: int, width: int, area: int | None = None) -> list[Tile]:
+        """The tiles Hallucination-Net computes: those whose core holds over-exposed pixels."""
+        if self.tile == 0:
+            grid = plan_grid(height, width, overlap=0, multiple=self.config.padding_multiple)
+            return [t for t in grid if mask.any_in_core(t)]
+        if self.tile is not None:
+            return [t for t in self.plan_dense(height, width, area) if mask.any_in_core(t)]
+        return plan_sparse_grid(
+            height, width, mask, overlap=self.tile_overlap, multiple=self.config.padding_multiple,
+            max_window_area=area if area is not None else self.window_area(height, width),
+        )
+
     def overexposure(self, linear: np.ndarray) -> MaskIndex:
         """Where Hallucination-Net's mask is non-zero: max over channels above its threshold."""
         return MaskIndex(linear.max(axis=2) > self.model.hal.mask_threshold)
@@ -386,8 +432,7 @@ class Engine:
         # work done never goes back.
         t = time.perf_counter()
         curve_t = torch.as_tensor(curve, device=self.device)
-        hallucinated = crf.apply_curve_np(display, curve)
-        mask = self.overexposure(hallucinated)
+        hallucinated, mask = _linearize(display, curve, self.model.hal.mask_threshold)
         area = self.window_area(height, width) if self.tile != 0 else 0
         planned = self.plan_hallucination(mask, height, width, area or None)
         work.plan("hallucinate", self.kmac_per_pixel["hallucination"] * 1e3 * computed_pixels(planned))
@@ -474,6 +519,18 @@ class Engine:
     def with_precision(self, precision: str) -> "Engine":
         """A shallow copy sharing the loaded networks but running at another precision."""
         return self.with_options(precision=precision)
+
+
+def _linearize(display: np.ndarray, curve: np.ndarray, threshold: float, rows: int = 256) -> tuple[np.ndarray, MaskIndex]:
+    """The linear image (curve lookup) and its over-exposure mask, a block of rows at a time
+    so no full-size temporaries are made (a 48-MP image would need about 3 GB of them)."""
+    linear = np.empty(display.shape, np.float32)
+    mask = np.empty(display.shape[:2], bool)
+    for y in range(0, display.shape[0], rows):
+        block = crf.apply_curve_np(display[y : y + rows], curve)
+        linear[y : y + rows] = block
+        np.greater(block.max(axis=2), threshold, out=mask[y : y + rows])
+    return linear, MaskIndex(mask)
 
 
 def _check_curve(curve: Any) -> np.ndarray:

@@ -150,8 +150,12 @@ class MaskIndex:
     def __init__(self, mask: np.ndarray):
         m = np.asarray(mask, dtype=bool)
         self.fraction = float(m.mean()) if m.size else 0.0
-        self._sat = np.zeros((m.shape[0] + 1, m.shape[1] + 1), np.int64)
-        np.cumsum(np.cumsum(m, axis=0, dtype=np.int64), axis=1, out=self._sat[1:, 1:])
+        # int32 summed-area table, built in place (no full-size temporaries): 4 bytes a pixel
+        dtype = np.int32 if m.size < 2**31 else np.int64
+        self._sat = np.zeros((m.shape[0] + 1, m.shape[1] + 1), dtype)
+        inner = self._sat[1:, 1:]
+        np.cumsum(m, axis=0, dtype=dtype, out=inner)
+        np.cumsum(inner, axis=1, out=inner)
 
     def count(self, y0: int, y1: int, x0: int, x1: int) -> int:
         s = self._sat
