@@ -72,6 +72,17 @@ def test_interleave_alpha():
     assert list(core.interleave(rgb, array.array("f", [0.5, 0.25]))) == [1, 2, 3, 0.5, 4, 5, 6, 0.25]
 
 
+@pytest.fixture
+def engine(tiny_weights):
+    """The reference engine as the plug-in runs it: its settings (cpu, fp32, whole image)
+    and otherwise the engine's defaults (the plug-in has no quality setting), not the
+    suite's all-networks ``engine`` fixture."""
+    from hdr_plugin.pipeline import Engine
+    from hdr_plugin.plugins import make_plugin_manager
+
+    return Engine(tiny_weights, device="cpu", precision="fp32", tile=0, plugin_manager=make_plugin_manager(load_entrypoints=False))
+
+
 # --------------------------------------------------------------------------- engine routes
 def test_in_process_route_matches_engine(small_display, engine):
     h, w = small_display.shape[:2]

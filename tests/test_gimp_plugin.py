@@ -103,6 +103,17 @@ def test_procedure_registration(gegl_report):
     assert p["return_values"] == {"new-image": "image"}
 
 
+@pytest.fixture
+def engine(tiny_weights):
+    """The reference engine as the plug-in runs it: its settings (cpu, fp32, whole image)
+    and otherwise the engine's defaults (the plug-in has no quality setting), not the
+    suite's all-networks ``engine`` fixture."""
+    from hdr_plugin.pipeline import Engine
+    from hdr_plugin.plugins import make_plugin_manager
+
+    return Engine(tiny_weights, device="cpu", precision="fp32", tile=0, plugin_manager=make_plugin_manager(load_entrypoints=False))
+
+
 def test_hdr_values_above_one_survive_into_new_float_linear_image(gegl_report, engine):
     reports, out = gegl_report
     rep = reports["u8_rgba_external"]
