@@ -124,6 +124,9 @@ in_root() {  # run a command inside the root with a clean environment (PYTHONPAT
 }
 
 # ---- 1. build the root (cached) ---------------------------------------------------------
+mkdir -p "$(dirname "$ROOT")"
+exec 9>"$ROOT.lock"
+flock 9 || warn "could not lock $ROOT.lock; going on without"  # two CI runs on one machine take turns
 stamp="$ROOT/.hdr-plugin-root"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "recipe $RECIPE" ] && [ -x "$ROOT/usr/bin/gimp-console-3.0" ]; then
     say "using the cached trixie root at $ROOT"

@@ -186,9 +186,9 @@ class Progress:
             from tqdm import tqdm
 
             if self._bar is None:
-                self._bar = tqdm(
-                    total=1000, desc=label, leave=False, dynamic_ncols=True, file=self.stream,
-                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed, {postfix}",
+                self._bar = tqdm(  # tqdm puts ", " before the postfix itself
+                    total=1000, desc=label, leave=False, dynamic_ncols=True, file=self.stream, postfix=left,
+                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} elapsed{postfix}",
                 )
             self._bar.set_description_str(label, refresh=False)
             self._bar.set_postfix_str(left, refresh=False)
