@@ -637,6 +637,12 @@ def cmd_bench(args) -> int:
     return run_bench(args)
 
 
+def cmd_export_onnx(args) -> int:
+    from .onnx_export import export_onnx_cli
+
+    return export_onnx_cli(args)
+
+
 def cmd_export_torchscript(args) -> int:
     from .export import export_torchscript_cli
 
@@ -718,7 +724,7 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
                    help="standard: Linearization- and Hallucination-Net (on clipped tiles only); max: all four networks "
                         "(about 5x the compute for +0.01 dB with the shipped weights); auto: the weights' default (standard)")
     g.add_argument("--runtime", default="auto", choices=["auto", "torch", "openvino", "onnxruntime"],
-                   help="auto: OpenVINO on the CPU when installed (pip install \"hdr-plugin[fast]\"), else PyTorch")
+                   help="auto: OpenVINO on the CPU when installed (pip install openvino: the [fast] extra), else PyTorch")
     g.add_argument("--tile", type=_tile, default="auto", help="tile core size in pixels, 0 for whole image, auto (default: sized from --max-memory)")
     g.add_argument("--tile-overlap", type=_overlap, default=96, help="context pixels around each tile (default 96)")
     g.add_argument("--max-memory", type=_memory, default=None, metavar="SIZE",
@@ -784,7 +790,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = c.add_argument_group("shots (image sequences and video; see README 'Shots and farms')")
     s.add_argument("--frames", help="frames of a pattern/video input: 1001-1100, 1001-1100x2, 1,5,9-12 (default: all on disk)")
     s.add_argument("--curve-per-frame", action="store_true", help="estimate a camera curve per frame instead of one per shot")
-    s.add_argument("--backend", choices=["local", "ray"], default="local", help="where frames are converted (default local; ray: extra hdr-plugin[ray])")
+    s.add_argument("--backend", choices=["local", "ray"], default="local", help="where frames are converted (default local; ray: pip install ray, the [ray] extra)")
     s.add_argument("--ray-address", help="Ray cluster: auto, HOST:PORT (default: $RAY_ADDRESS, else a local instance for this run)")
     s.add_argument("--workers", type=int, help="Ray worker actors, one Engine each (default: GPUs / --gpus-per-worker, else CPUs / 4)")
     s.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs per Ray worker (fractions share a GPU; default 0: CPU)")
@@ -829,6 +835,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .evaluation.cli import add_eval_parser
 
     add_eval_parser(sub, add_engine_options)
+
+    o = sub.add_parser("export-onnx", help="the reconstruction as one ONNX graph (display RGB in, scene-linear RGB out) for other hosts")
+    o.add_argument("output", help="the .onnx file to write")
+    o.add_argument("--weights", default=None)
+    o.add_argument("--quality", default="standard", choices=["standard"],
+                   help="which networks the graph holds: the default path, Linearization- and Hallucination-Net")
+    o.add_argument("--overwrite", action="store_true")
+    o.add_argument("--check-size", default="320x192", help="WIDTHxHEIGHT (multiples of 64) of the ONNX Runtime self-check")
+    o.set_defaults(func=cmd_export_onnx)
 
     x = sub.add_parser("export-torchscript", help="TorchScript of the whole pipeline for Nuke's CatFileCreator / Inference node")
     x.add_argument("output", help="the .pt file to write")

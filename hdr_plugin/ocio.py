@@ -1,6 +1,6 @@
 """Optional OpenColorIO output: ``--ocio CONFIG --ocio-space NAME``.
 
-Needs the ``opencolorio`` package (``pip install "hdr-plugin[ocio]"``).  ``CONFIG`` is a
+Needs the ``opencolorio`` package (``pip install opencolorio``, the ``ocio`` extra).  ``CONFIG`` is a
 config file or one of OCIO's built-in configs (``ocio://default``,
 ``ocio://cg-config-latest``, ``ocio://studio-config-latest``), which need no file.
 
@@ -33,7 +33,7 @@ def _ocio():
     try:
         import PyOpenColorIO as OCIO
     except ImportError:
-        raise OCIOError('--ocio needs the opencolorio package: pip install "hdr-plugin[ocio]"') from None
+        raise OCIOError('--ocio needs the opencolorio package: pip install opencolorio (the [ocio] extra: pip install -e ".[ocio]" in a checkout)') from None
     return OCIO
 
 

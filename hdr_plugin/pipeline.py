@@ -247,7 +247,9 @@ class Engine:
         """Largest computed window (pixels) for an image of this size under ``max_memory``; None: untiled."""
         if self.tile == 0:
             return None
-        return window_area_for_budget(self.max_memory, height * width, 4 * 3 * _HOST_IMAGES[self.quality.name])
+        return window_area_for_budget(
+            self.max_memory, height * width, 4 * 3 * _HOST_IMAGES[self.quality.name], self.runners.bytes_per_window_pixel
+        )
 
     def plan_dense(self, height: int, width: int, area: int | None = None) -> list[Tile]:
         """The balanced grid a dense pass (Dequantization-, Refinement-Net) runs on."""
@@ -293,7 +295,9 @@ class Engine:
         """Largest computed window (pixels) for an image of this size under ``max_memory``; None: untiled."""
         if self.tile == 0:
             return None
-        return window_area_for_budget(self.max_memory, height * width, 4 * 3 * _HOST_IMAGES[self.quality.name])
+        return window_area_for_budget(
+            self.max_memory, height * width, 4 * 3 * _HOST_IMAGES[self.quality.name], self.runners.bytes_per_window_pixel
+        )
 
     def plan_dense(self, height: int, width: int, area: int | None = None) -> list[Tile]:
         """The balanced grid a dense pass (Dequantization-, Refinement-Net) runs on."""
@@ -475,6 +479,7 @@ class Engine:
             timings["refine"] = time.perf_counter() - t
         elif observe:
             self._observe("hallucinated", hallucinated, ctx)
+        self.runners.release_memory()
         if not np.isfinite(hdr).all():
             raise NumericalError(
                 f"the networks produced NaN/inf values at precision {self.precision}; retry with precision='fp32'"

@@ -3,7 +3,7 @@
 Dequantization-, Hallucination- and Refinement-Net run on every computed tile, so they
 are where the time goes; Linearization-Net runs once per image on a 128-px copy and stays
 in PyTorch.  ``runtime="auto"`` picks OpenVINO on the CPU when the ``openvino`` package is
-installed (``pip install "hdr-plugin[fast]"``), else PyTorch eager; on CUDA/MPS it is
+installed (``pip install openvino``: the ``fast`` extra, ``pip install -e ".[fast]"`` in a checkout), else PyTorch eager; on CUDA/MPS it is
 always PyTorch.  Why OpenVINO: measured on the networks we ship it is the fastest CPU
 runtime (see ``tools/compare_runtimes.py`` and the README), on AVX2 and AVX-512 CPUs alike.
 
@@ -17,7 +17,6 @@ and ours, so only the first engine start pays the conversion (about 2 s per netw
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import logging
@@ -30,6 +29,7 @@ import torch
 from torch import nn
 
 from .devices import autocast
+from .onnx_export import export_onnx, quiet_export
 
 log = logging.getLogger("hdr_plugin")
 
@@ -69,7 +69,7 @@ def resolve_runtime(runtime: str | None, device: torch.device) -> str:
         if device.type != "cpu":
             raise RuntimeUnavailableError(f"runtime {name!r} runs on the CPU only; on {device.type} use --runtime torch or auto")
         raise RuntimeUnavailableError(
-            f"runtime {name!r} is not installed: pip install \"hdr-plugin[{EXTRA}]\" (or pip install {name}), "
+            f"runtime {name!r} is not installed: pip install {name} (the [{EXTRA}] extra: pip install -e \".[{EXTRA}]\" in a checkout), "
             "or use --runtime torch"
         )
     return name
@@ -132,33 +132,6 @@ def _module_for_export(model: nn.Module, network: str) -> nn.Module:
     return _Refine(net) if network == "refinement" else net
 
 
-def export_onnx(module: nn.Module, n_inputs: int, path: str | Path, names: list[str] | None = None) -> Path:
-    """Export ``module`` (inputs ``(1, 3, H, W)``, any H, W) to ONNX at ``path`` with dynamic sides."""
-    names = names or [f"input{i}" for i in range(n_inputs)]
-    h, w = torch.export.Dim("height", min=16, max=16384), torch.export.Dim("width", min=16, max=16384)
-    shapes = tuple({2: h, 3: w} for _ in range(n_inputs))
-    with torch.no_grad(), _quiet_export():
-        program = torch.onnx.export(
-            module, _example(n_inputs), str(path), input_names=names, output_names=["output"],
-            dynamo=True, dynamic_shapes=shapes, opset_version=18, verbose=False,
-        )
-    del program
-    return Path(path)
-
-
-@contextlib.contextmanager
-def _quiet_export():
-    """The ONNX exporter prints progress lines and warnings we do not want in a CLI run."""
-    import io
-    import warnings
-    from contextlib import redirect_stdout
-
-    with warnings.catch_warnings(), redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        yield
-
-
 def _atomic_cache_write(write: Callable[[Path], None], target: Path) -> Path | None:
     """Write a cache entry through a temporary folder beside it; None when the cache is not writable."""
     try:
@@ -210,7 +183,7 @@ def _openvino_runner(model: nn.Module, network: str, precision: str, weights_key
     if xml is not None and xml.is_file():
         ov_model = core.read_model(str(xml))
     else:
-        with torch.no_grad(), _quiet_export():
+        with torch.no_grad(), quiet_export():
             ov_model = ov.convert_model(_module_for_export(model, network), example_input=_example(n_inputs))
         ov_model.reshape({inp.get_any_name(): [1, 3, -1, -1] for inp in ov_model.inputs})
         if xml is not None:
@@ -228,6 +201,8 @@ def _openvino_runner(model: nn.Module, network: str, precision: str, weights_key
         out = request.infer(arrays)[compiled.output(0)]
         return torch.from_numpy(out.copy())
 
+    # OpenVINO keeps the scratch memory of the last window size until told otherwise
+    run.release_memory = compiled.release_memory  # type: ignore[attr-defined]
     return run
 
 
@@ -283,3 +258,21 @@ class Runners:
         if network not in self._built:
             self._built[network] = build_runner(self.model, network, self.runtime, self.device, self.precision, self.weights_key)
         return self._built[network]
+
+    def release_memory(self) -> None:
+        """Give back the runtimes' scratch memory between images (OpenVINO holds it otherwise)."""
+        for runner in self._built.values():
+            release = getattr(runner, "release_memory", None)
+            if release is not None:
+                release()
+
+    @property
+    def bytes_per_window_pixel(self) -> int:
+        """Peak working memory per computed window pixel of the largest pass on this runtime
+        (measured with /proc/self/status on 1-2 MP windows, shipped widths, fp32)."""
+        return BYTES_PER_WINDOW_PIXEL.get(self.runtime, max(BYTES_PER_WINDOW_PIXEL.values()))
+
+
+#: measured on the shipped networks (8K frame, 1.3-2 MP windows): OpenVINO's scratch
+#: buffers are the largest; PyTorch eager frees its activations as it goes
+BYTES_PER_WINDOW_PIXEL = {"openvino": 1200, "onnxruntime": 1200, "torch": 1000}

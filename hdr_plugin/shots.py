@@ -2,7 +2,7 @@
 
 A *shot* is a numbered run of frames: a file pattern (``plate.%04d.jpg``,
 ``plate.####.jpg``, ``plate.@.jpg``), an explicit list of files, or a video file
-(:mod:`hdr_plugin.video`, extra ``hdr-plugin[video]``).  :func:`convert_shot` converts the
+(:mod:`hdr_plugin.video`, the ``video`` extra).  :func:`convert_shot` converts the
 frames of a shot to an EXR (or ``.hdr``) sequence whose names keep the frame numbers::
 
     import hdr_plugin

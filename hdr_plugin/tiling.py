@@ -253,10 +253,11 @@ def run_with_oom_retry(plan: Callable[[int], Sequence[Tile]], run: Callable[[Seq
 #: default peak-memory budget of one conversion (``--max-memory``)
 DEFAULT_MAX_MEMORY = 3 * 2**30
 #: resident memory of the process before any image: Python, torch, the runtime, the weights
-BASELINE_BYTES = 700 * 2**20
-#: peak working memory per computed window pixel of the largest network pass (fp32
-#: activations and the runtime's scratch; measured with /proc/self/status on 1-4 MP windows)
-BYTES_PER_WINDOW_PIXEL = 700
+#: (measured: 365 MiB after an engine with OpenVINO has loaded)
+BASELINE_BYTES = 450 * 2**20
+#: default peak working memory per computed window pixel (the runtimes report their own:
+#: ``hdr_plugin.runtime.BYTES_PER_WINDOW_PIXEL``)
+BYTES_PER_WINDOW_PIXEL = 1200
 #: windows never get smaller than this (cores of about 4x the context)
 MIN_WINDOW_AREA = 448 * 448
 
@@ -265,16 +266,17 @@ class MemoryBudgetError(ValueError):
     """The image cannot be converted within the memory budget."""
 
 
-def window_area_for_budget(budget: int, image_pixels: int, host_bytes_per_pixel: int) -> int:
+def window_area_for_budget(budget: int, image_pixels: int, host_bytes_per_pixel: int, window_bytes_per_pixel: int = BYTES_PER_WINDOW_PIXEL) -> int:
     """The largest tile window (pixels) that keeps a conversion's peak under ``budget`` bytes.
 
     ``host_bytes_per_pixel``: what the engine and its caller hold per image pixel for the
-    whole run (decoded input, output, intermediate images).
+    whole run (decoded input, output, intermediate images); ``window_bytes_per_pixel``:
+    the runtime's working memory per computed pixel.
     """
     free = budget - BASELINE_BYTES - image_pixels * host_bytes_per_pixel
-    area = free // BYTES_PER_WINDOW_PIXEL
+    area = free // window_bytes_per_pixel
     if area < MIN_WINDOW_AREA:
-        need = BASELINE_BYTES + image_pixels * host_bytes_per_pixel + MIN_WINDOW_AREA * BYTES_PER_WINDOW_PIXEL
+        need = BASELINE_BYTES + image_pixels * host_bytes_per_pixel + MIN_WINDOW_AREA * window_bytes_per_pixel
         raise MemoryBudgetError(
             f"a {image_pixels / 1e6:.1f}-megapixel image needs about {need / 2**30:.1f} GiB, above the memory budget of "
             f"{budget / 2**30:.1f} GiB; raise it with --max-memory (or max_memory=)"

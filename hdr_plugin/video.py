@@ -1,4 +1,4 @@
-"""Video files in (MP4, MOV, MKV, ...), decoded with PyAV: ``pip install "hdr-plugin[video]"``.
+"""Video files in (MP4, MOV, MKV, ...), decoded with PyAV: ``pip install av`` (the ``video`` extra).
 
 Frames come out as display-referred RGB in [0, 1] — the code values the engine expects —
 8-bit streams as 8-bit, 10/12-bit streams as 16-bit.  The Y'CbCr -> R'G'B' matrix and the
@@ -20,7 +20,7 @@ import numpy as np
 
 from .shots import ShotError
 
-EXTRA_HINT = 'video input needs PyAV: pip install "hdr-plugin[video]" (or: pip install av)'
+EXTRA_HINT = 'video input needs PyAV: pip install av (the [video] extra: pip install -e ".[video]" in a checkout)'
 
 # FFmpeg AVColorTransferCharacteristic / AVColorSpace / AVColorPrimaries / AVColorRange codes
 TRANSFERS = {

@@ -104,3 +104,15 @@ def engine(tiny_weights):
 
 def requires_shared_data():
     return pytest.mark.skipif(not (SHARED_DATA / "hdr" / "INDEX.csv").is_file(), reason=f"training data not found at {SHARED_DATA}")
+
+
+@pytest.fixture
+def default_engine(tiny_weights):
+    """What the CLI, ``apply`` and the host adapters run by default (quality ``auto``, i.e.
+    standard), on PyTorch eager in fp32: the reference their outputs are compared with (the
+    runtimes agree with eager to far better than those comparisons' tolerances)."""
+    from hdr_plugin.pipeline import Engine
+    from hdr_plugin.plugins import make_plugin_manager
+
+    return Engine(tiny_weights, device="cpu", precision="fp32", runtime="torch", plugin_manager=make_plugin_manager(load_entrypoints=False))
+

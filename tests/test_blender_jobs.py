@@ -107,7 +107,8 @@ def test_subprocess_env_drops_pythonhome(monkeypatch):
 
 
 # --------------------------------------------------------------------------- in process
-def test_in_process_job_stages_then_commits(tmp_path, small_rgb, engine):
+def test_in_process_job_stages_then_commits(tmp_path, small_rgb, default_engine):
+    engine = default_engine
     out = tmp_path / "renders" / "hdr"
     frame = jobs.Frame("still", out / "still_hdr.exr", rgb=small_rgb)
     job = _run(jobs.Job([frame], _settings(), out))

@@ -59,13 +59,9 @@ def run(*args) -> int:
 
 
 @pytest.fixture
-def engine(tiny_weights):
-    """What ``convert`` runs by default: quality standard, precision fp32 on this CPU (fp32:
-    the runtimes agree to far better than the tolerances used here)."""
-    from hdr_plugin.pipeline import Engine
-    from hdr_plugin.plugins import make_plugin_manager
-
-    return Engine(tiny_weights, device="cpu", precision="fp32", runtime="torch", plugin_manager=make_plugin_manager(load_entrypoints=False))
+def engine(default_engine):
+    """``convert`` runs the default quality."""
+    return default_engine
 
 
 def _expected(engine, path, exposure=0.0):

@@ -93,7 +93,8 @@ def test_ocio_names_are_picked_from_what_the_knob_offers(toolset, nuke, monkeypa
 
 
 # --------------------------------------------------------------------------- reconstruct
-def test_reconstruct_renders_runs_engine_and_reads_back(toolset, nuke, engine, tmp_path, monkeypatch):
+def test_reconstruct_renders_runs_engine_and_reads_back(toolset, nuke, default_engine, tmp_path, monkeypatch):
+    engine = default_engine
     # a stray hdr_plugin folder in Nuke's working folder must not shadow the installed engine
     (tmp_path / "cwd" / "hdr_plugin").mkdir(parents=True)
     (tmp_path / "cwd" / "hdr_plugin" / "__main__.py").write_text("raise SystemExit('shadowed')\n")

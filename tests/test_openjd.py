@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "farm" / "openjd" / "hdr_plugin_shot.yaml"
 OPENJD = shutil.which("openjd") or str(Path(sys.executable).with_name("openjd"))
 HDR_PLUGIN = shutil.which("hdr-plugin") or str(Path(sys.executable).with_name("hdr-plugin"))
-pytestmark = pytest.mark.skipif(not Path(OPENJD).exists(), reason='openjd-cli is not installed (pip install "hdr-plugin[farm]")')
+pytestmark = pytest.mark.skipif(not Path(OPENJD).exists(), reason='openjd-cli is not installed (pip install openjd-cli, the [farm] extra)')
 
 
 def _openjd(*args, timeout=600):

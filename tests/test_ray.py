@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ray = pytest.importorskip("ray", reason='Ray is not installed (pip install "hdr-plugin[ray]")')
+ray = pytest.importorskip("ray", reason='Ray is not installed (pip install "ray>=2.40", the [ray] extra)')
 
 from hdr_plugin import cli, shots  # noqa: E402
 from test_shots import FAST, _header, _pixels, write_plate  # noqa: E402
@@ -132,4 +132,4 @@ def test_missing_ray_names_the_extra(plate, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)
     rc = cli.main(["convert", str(plate / "plate.%04d.png"), "--frames", "1", "-o", str(tmp_path / "p.%04d.exr"), "--backend", "ray", *ENGINE_ARGS])
     assert rc == 2
-    assert 'pip install "hdr-plugin[ray]"' in capsys.readouterr().err
+    assert 'pip install "ray>=2.40"' in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Video in (hdr_plugin/video.py, extra hdr-plugin[video]): real files encoded here with
+"""Video in (hdr_plugin/video.py, the video extra): real files encoded here with
 PyAV — 8-bit H.264 MP4 without colour tags, 10-bit ProRes MOV tagged Rec.709, a PQ stream —
 decoded to display-referred frames and converted to EXR sequences."""
 
@@ -13,7 +13,7 @@ import pytest
 
 from hdr_plugin import cli, shots
 
-av = pytest.importorskip("av", reason='PyAV is not installed (pip install "hdr-plugin[video]")')
+av = pytest.importorskip("av", reason='PyAV is not installed (pip install av, the [video] extra)')
 from av.video.reformatter import ColorRange, Colorspace  # noqa: E402
 
 from hdr_plugin.video import VideoError, VideoSource  # noqa: E402
@@ -120,4 +120,4 @@ def test_video_converts_to_exr_sequence_with_one_curve(mp4, tmp_path, capsys):
 def test_missing_pyav_names_the_extra(mp4, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "av", None)
     assert cli.main(["convert", str(mp4), "-o", str(tmp_path / "o"), *ENGINE_ARGS]) == 2
-    assert 'pip install "hdr-plugin[video]"' in capsys.readouterr().err
+    assert 'pip install av' in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """Scale-out backends for shots (``hdr-plugin convert SHOT --backend ray``).
 
-Only Ray for now (extra ``hdr-plugin[ray]``); render-farm managers run frame chunks of the
+Only Ray for now (the ``ray`` extra, ``pip install ray``); render-farm managers run frame chunks of the
 local backend instead (``farm/openjd/``).  Imported lazily: ``import hdr_plugin`` never
 imports Ray.
 """

@@ -27,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-RAY_HINT = 'the ray backend needs Ray: pip install "hdr-plugin[ray]" (ray>=2.40)'
+RAY_HINT = 'the ray backend needs Ray: pip install "ray>=2.40" (the [ray] extra: pip install -e ".[ray]" in a checkout)'
 IN_FLIGHT_PER_WORKER = 2
 DEFAULT_THREADS_PER_WORKER = 4
 

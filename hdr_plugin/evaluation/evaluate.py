@@ -34,7 +34,8 @@ from ..training.curves import FAMILIES, PRIOR_WEIGHTS
 from . import metrics
 
 METHODS = (
-    ("full", "full pipeline"),
+    ("default", "default path (quality standard: Linearization- + Hallucination-Net)"),
+    ("full", "full pipeline (quality max: all four networks)"),
     ("srgb", "inverse sRGB (baseline)"),
     ("no_deq", "ablation: no Dequantization-Net"),
     ("no_lin", "ablation: sRGB curve instead of Linearization-Net"),
@@ -91,6 +92,9 @@ def evaluate(model, pairs, device: torch.device, precision: str, region_ldrs: li
                 outputs = {
                     "full": full["hdr"],
                     "no_deq": reconstruct(model, ldr, use_deq=False)["hdr"],
+                    # what the Engine runs by default (hdr_plugin.quality): no Dequantization-
+                    # and no Refinement-Net; sparse tiles agree with this to >= 50 dB (tests/test_sparse.py)
+                    "default": reconstruct(model, ldr, use_deq=False, use_ref=False)["hdr"],
                     "no_lin": reconstruct(model, ldr, curve=srgb_inv.to(device))["hdr"],
                     "no_hal": reconstruct(model, ldr, use_hal=False)["hdr"],
                     # reconstruct(..., use_ref=False)["hdr"] is exactly the full run's
