@@ -124,8 +124,8 @@ def create_node(name: str | None = None):
     space.setTooltip("colour space of the results; the inner Read is tagged with it (lin-rec709: raw)")
     group.addKnob(space)
     tile = nuke.Int_Knob("tile", "tile size")
-    tile.setValue(1024)
-    tile.setTooltip("tile size in pixels; 0 processes the whole frame at once")
+    tile.setValue(0)
+    tile.setTooltip("tile core size in pixels; 0 (default): automatic, sized from the engine's memory budget")
     group.addKnob(tile)
     root = nuke.root()
     first, last = nuke.Int_Knob("first_frame", "frame range"), nuke.Int_Knob("last_frame", "to")
@@ -201,7 +201,8 @@ def engine_command(python: str, node, pairs_file: str) -> list:
     cmd = [python, "-m", "hdr_plugin", "convert", "--pairs", pairs_file, "--input-encoding", "display", "--json", "--float", "--overwrite"]
     cmd += ["--exposure", repr(float(_knob(node, "exposure", 0.0))), "--device", str(_knob(node, "device", "auto"))]
     cmd += ["--output-space", str(_knob(node, "output_space", "lin-rec709") or "lin-rec709")]
-    return cmd + ["--precision", str(_knob(node, "precision", "auto")), "--tile", str(int(_knob(node, "tile", 1024)))]
+    tile = int(_knob(node, "tile", 0) or 0)
+    return cmd + ["--precision", str(_knob(node, "precision", "auto")), "--tile", str(tile) if tile > 0 else "auto"]
 
 
 def _pump(stream, q):
@@ -210,7 +211,12 @@ def _pump(stream, q):
     q.put(None)
 
 
-def _stage_fraction(stage: str, done: int, total: int) -> float:
+def _stage_fraction(event: dict) -> float:
+    """The share of one frame done: the engine's cost-weighted ``fraction`` (JSON progress
+    events carry it), else a fixed split per stage (older engines)."""
+    if "fraction" in event:
+        return float(event["fraction"])
+    stage, done, total = event.get("stage", ""), int(event.get("done", 0)), int(event.get("total", 1))
     lo, hi = {"dequantize": (0.0, 0.45), "linearize": (0.45, 0.5), "reconstruct": (0.5, 1.0)}.get(stage, (0.0, 1.0))
     return lo + (hi - lo) * (done / total if total else 1.0)
 
@@ -329,7 +335,7 @@ def _run_engine(nuke, cmd: list, frames: list, cwd: str | None = None) -> tuple:
             kind = event.get("event")
             if kind == "progress":
                 i = int(event.get("index", 0))
-                frac = (i + _stage_fraction(event.get("stage", ""), int(event.get("done", 0)), int(event.get("total", 1)))) / count
+                frac = (i + _stage_fraction(event)) / count
                 task.setProgress(int(100 * frac))
                 task.setMessage(f"frame {frames[i]} ({i + 1}/{count}): {event.get('stage')}")
             elif kind == "start":
