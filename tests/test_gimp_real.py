@@ -196,7 +196,8 @@ def test_rgba_8bit_keeps_alpha(gimp, reference_engine):
     rep, hdr = _check_against_engine(gimp, "rgba8", reference_engine, exposure=1.0)
     assert rep["source_alpha"] and rep["result_alpha"]
     source_alpha = _array(gimp[1], "rgba8", "source_rgba", 4, rep)[..., 3]
-    np.testing.assert_array_equal(hdr[..., 3], source_alpha)
+    # alpha passes through; code/255 computed on either side of GIMP may differ by one float32 ulp
+    np.testing.assert_allclose(hdr[..., 3], source_alpha, rtol=0, atol=2e-7)
     assert source_alpha.min() == 0.0 and source_alpha.max() == 1.0
     assert rep["result_name"] == "HDR (+1.0 EV)"
 
