@@ -425,7 +425,7 @@ def _colour_output(result, in_colour, colour: dict):
 
 
 def cmd_convert(args) -> int:
-    from .io import ImageReadError, write_image
+    from .io import DEFAULT_MAX_PIXELS, ImageReadError, check_pixel_limit, probe_image, write_image
     from .pipeline import Cancelled
     from .plugins import register_plugin, unregister_plugin
 
@@ -474,6 +474,9 @@ def cmd_convert(args) -> int:
             try:
                 if dst.resolve() == src.resolve():
                     raise ValueError("output would replace the input")
+                head = probe_image(src)  # the memory plan from the header, before anything is decoded
+                check_pixel_limit(head, src, getattr(args, "max_pixels", DEFAULT_MAX_PIXELS))
+                engine.check_memory(head.height, head.width)
                 image = _read_one(src, args)
                 rgb_in, in_colour = _colour_input(image, args, colour)
                 if colour["collector"] is not None:

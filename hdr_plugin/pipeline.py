@@ -251,6 +251,11 @@ class Engine:
             self.max_memory, height * width, 4 * 3 * _HOST_IMAGES[self.quality.name], self.runners.bytes_per_window_pixel
         )
 
+    def check_memory(self, height: int, width: int) -> None:
+        """Raise :class:`hdr_plugin.tiling.MemoryBudgetError` if an image of this size cannot be
+        converted inside ``max_memory`` (callers check it from the file header, before decoding)."""
+        self.window_area(height, width)
+
     def plan_dense(self, height: int, width: int, area: int | None = None) -> list[Tile]:
         """The balanced grid a dense pass (Dequantization-, Refinement-Net) runs on."""
         multiple = self.config.padding_multiple
@@ -298,6 +303,11 @@ class Engine:
         return window_area_for_budget(
             self.max_memory, height * width, 4 * 3 * _HOST_IMAGES[self.quality.name], self.runners.bytes_per_window_pixel
         )
+
+    def check_memory(self, height: int, width: int) -> None:
+        """Raise :class:`hdr_plugin.tiling.MemoryBudgetError` if an image of this size cannot be
+        converted inside ``max_memory`` (callers check it from the file header, before decoding)."""
+        self.window_area(height, width)
 
     def plan_dense(self, height: int, width: int, area: int | None = None) -> list[Tile]:
         """The balanced grid a dense pass (Dequantization-, Refinement-Net) runs on."""

@@ -76,13 +76,17 @@ def axis_windows(length: int, n: int, overlap: int, multiple: int) -> list[tuple
 
     Cores split ``length`` into sizes that differ by at most one; a window adds
     ``overlap`` on inner sides and is grown inside ``[0, length)`` (evenly on both sides,
-    spilling over where one side hits the border) to a multiple of ``multiple``.
+    spilling over where one side hits the border) to the longest window's length, a
+    multiple of ``multiple``.
     """
     bounds = [(i * length) // n for i in range(n + 1)]
+    spans = [(c0, c1, max(0, c0 - overlap), min(length, c1 + overlap)) for c0, c1 in zip(bounds[:-1], bounds[1:])]
+    # every window gets the same length (the longest, rounded to the multiple): one input
+    # shape per pass, so a runtime keeps one set of buffers; border windows gain context
+    target = min(max(_round_up(e1 - e0, multiple) for *_, e0, e1 in spans), length)
     out = []
-    for c0, c1 in zip(bounds[:-1], bounds[1:]):
-        e0, e1 = max(0, c0 - overlap), min(length, c1 + overlap)
-        need = min(_round_up(e1 - e0, multiple), length) - (e1 - e0)
+    for c0, c1, e0, e1 in spans:
+        need = target - (e1 - e0)
         lo = min(need // 2, e0)
         hi = min(need - lo, length - e1)
         lo = min(need - hi, e0)

@@ -118,7 +118,7 @@ def test_sparse_grid_computes_only_tiles_with_masked_pixels():
         covered[t.y0 : t.y1, t.x0 : t.x1] = True
         assert index.any_in_core(t)
     assert covered[mask].all()  # every masked pixel is in a computed core
-    assert computed_pixels(tiles) < 0.2 * h * w  # two small tiles, not the frame
+    assert computed_pixels(tiles) < 0.25 * h * w  # a few small tiles (with their context), not the frame
     assert plan_sparse_grid(h, w, MaskIndex(np.zeros((h, w), bool)), overlap=96, multiple=64, max_window_area=2_500_000) == []
 
 
@@ -156,10 +156,11 @@ def test_run_tiles_reports_every_tile_in_order_and_writes_each_core_once():
     image = _image()
     calls = []
     tiles = tile_grid(300, 420, 128, 16)
-    assert len(tiles) == 12
+    n = len(tiles)
+    assert n >= 3 * 4  # cores of at most 128 px: 3 rows, 4 or more columns, whichever computes less
     out = np.full_like(image, -1.0)
     run_tiles(lambda x: x * 2 + 1, [image], out, tiles, device=CPU, progress=lambda d, t: calls.append((d, t)))
-    assert calls == [(i, 12) for i in range(1, 13)]
+    assert calls == [(i, n) for i in range(1, n + 1)]
     np.testing.assert_allclose(out, image * 2 + 1, atol=1e-6)
 
 
