@@ -225,7 +225,7 @@ class Engine:
             "parameters": self.model.parameter_count(),
         }
 
-    # ------------------------------------------------------------------ stages
+    # ------------------------------------------------------------------ progress and observers
     def _progress(self, ctx: RunContext, stage: str, work: "_Work | None" = None):
         def report(done: int, total: int) -> None:
             if work is not None:
@@ -277,63 +277,6 @@ class Engine:
             height, width, mask, overlap=self.tile_overlap, multiple=self.config.padding_multiple,
             max_window_area=area if area is not None else self.window_area(height, width),
         )
-
-    # ------------------------------------------------------------------ stages
-    def _progress(self, ctx: RunContext, stage: str, work: "_Work | None" = None):
-        def report(done: int, total: int) -> None:
-            if work is not None:
-                ctx.fraction = work.advance(stage, done / max(1, total))
-            answers = self.plugin_manager.hook.hdr_progress(stage=stage, done=done, total=total, context=ctx)
-            if any(a is False for a in answers):
-                raise Cancelled(f"cancelled during {stage} ({done}/{total})")
-
-        return report
-
-    def _observe(self, stage: str, image: np.ndarray, ctx: RunContext) -> None:
-        self.plugin_manager.hook.hdr_stage_output(stage=stage, image=image, context=ctx)
-
-    def _has_observers(self) -> bool:
-        return bool(self.plugin_manager.hook.hdr_stage_output.get_hookimpls())
-
-    # ------------------------------------------------------------------ planning
-    def window_area(self, height: int, width: int) -> int | None:
-        """Largest computed window (pixels) for an image of this size under ``max_memory``; None: untiled."""
-        if self.tile == 0:
-            return None
-        return window_area_for_budget(
-            self.max_memory, height * width, 4 * 3 * _HOST_IMAGES[self.quality.name], self.runners.bytes_per_window_pixel
-        )
-
-    def check_memory(self, height: int, width: int) -> None:
-        """Raise :class:`hdr_plugin.tiling.MemoryBudgetError` if an image of this size cannot be
-        converted inside ``max_memory`` (callers check it from the file header, before decoding)."""
-        self.window_area(height, width)
-
-    def plan_dense(self, height: int, width: int, area: int | None = None) -> list[Tile]:
-        """The balanced grid a dense pass (Dequantization-, Refinement-Net) runs on."""
-        multiple = self.config.padding_multiple
-        if self.tile == 0:
-            return plan_grid(height, width, overlap=0, multiple=multiple)
-        return plan_grid(
-            height, width, overlap=self.tile_overlap, multiple=multiple, max_core=self.tile,
-            max_window_area=area if area is not None else self.window_area(height, width),
-        )
-
-    def plan_hallucination(self, mask: MaskIndex, height: int, width: int, area: int | None = None) -> list[Tile]:
-        """The tiles Hallucination-Net computes: those whose core holds over-exposed pixels."""
-        if self.tile == 0:
-            grid = plan_grid(height, width, overlap=0, multiple=self.config.padding_multiple)
-            return [t for t in grid if mask.any_in_core(t)]
-        if self.tile is not None:
-            return [t for t in self.plan_dense(height, width, area) if mask.any_in_core(t)]
-        return plan_sparse_grid(
-            height, width, mask, overlap=self.tile_overlap, multiple=self.config.padding_multiple,
-            max_window_area=area if area is not None else self.window_area(height, width),
-        )
-
-    def overexposure(self, linear: np.ndarray) -> MaskIndex:
-        """Where Hallucination-Net's mask is non-zero: max over channels above its threshold."""
-        return MaskIndex(linear.max(axis=2) > self.model.hal.mask_threshold)
 
     # ------------------------------------------------------------------ stages
     def _dense_pass(self, network: str, stage: str, inputs: list[np.ndarray], fn, ctx, work) -> np.ndarray:
