@@ -652,17 +652,7 @@ def run_local(
 ) -> None:
     """Convert ``jobs`` one after another with ``engine`` (frames decoded in order)."""
     base_meta = {**shot.metadata(), **plan.metadata()}
-    todo: list[FrameJob] = []
-    for job in jobs:
-        status = _existing(job, options)
-        if status == "skip":
-            report.skipped.append(job.number)
-            progress(event="skipped", frame=job.number, output=str(job.output), done=_done(report), total=report.total)
-        elif status:
-            report.failed[job.number] = status
-            progress(event="error", frame=job.number, message=status, done=_done(report), total=report.total)
-        else:
-            todo.append(job)
+    todo = pending_jobs(jobs, options, report, progress)
     by_number = {j.number: j for j in todo}
     for number, image in iter_images(shot, [j.number for j in todo]):
         if isinstance(image, Exception):  # a frame that cannot be read or decoded
@@ -706,6 +696,24 @@ def iter_images(shot: Shot, numbers: Sequence[int]) -> Iterator[tuple[int, Any]]
         return
     for n in pending:
         yield n, RuntimeError("the video ended before this frame")
+
+
+def pending_jobs(jobs: list[FrameJob], options: ConvertOptions, report: ShotReport, progress: Progress) -> list[FrameJob]:
+    """The jobs still to convert: frames whose output exists are skipped (``--skip-existing``)
+    or reported as failed (neither ``--skip-existing`` nor ``--overwrite``), both counted in
+    ``report`` and announced through ``progress``.  Shared by every backend."""
+    todo: list[FrameJob] = []
+    for job in jobs:
+        status = _existing(job, options)
+        if status == "skip":
+            report.skipped.append(job.number)
+            progress(event="skipped", frame=job.number, output=str(job.output), done=_done(report), total=report.total)
+        elif status:
+            report.failed[job.number] = status
+            progress(event="error", frame=job.number, message=status, done=_done(report), total=report.total)
+        else:
+            todo.append(job)
+    return todo
 
 
 def _done(report: ShotReport) -> int:

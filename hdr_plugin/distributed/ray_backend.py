@@ -98,7 +98,7 @@ def _message(ray, e: BaseException) -> str:
 
 def run_ray(shot, jobs, plan, options, engine_options, report, progress, *, workers=None, address=None, gpus_per_worker=0.0, retries=2) -> None:
     """Convert ``jobs`` on a Ray cluster; fills ``report`` like :func:`hdr_plugin.shots.run_local`."""
-    from ..shots import _done, _existing, iter_images
+    from ..shots import _done, iter_images, pending_jobs
 
     ray = _ray()
     started_here = False
@@ -106,17 +106,7 @@ def run_ray(shot, jobs, plan, options, engine_options, report, progress, *, work
         ray.init(address=address or None, log_to_driver=False, logging_level="WARNING", include_dashboard=False)
         started_here = True
     try:
-        todo = []
-        for job in jobs:
-            status = _existing(job, options)
-            if status == "skip":
-                report.skipped.append(job.number)
-                progress(event="skipped", frame=job.number, output=str(job.output), done=_done(report), total=report.total)
-            elif status:
-                report.failed[job.number] = status
-                progress(event="error", frame=job.number, message=status, done=_done(report), total=report.total)
-            else:
-                todo.append(job)
+        todo = pending_jobs(jobs, options, report, progress)
         if not todo:
             return
         resources = ray.cluster_resources()
