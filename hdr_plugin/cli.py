@@ -12,6 +12,7 @@ import contextlib
 import glob
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -888,6 +889,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (hdr-plugin info | head): not an error of ours
+        try:
+            sys.stdout = open(os.devnull, "w")  # no second complaint when Python flushes stdout at exit
+        except OSError:
+            pass
+        return 141
     except Exception as e:  # outside the per-file handling: one line, the traceback with --debug
         from .io import ImageReadError
         from .weights import WeightsError

@@ -438,3 +438,21 @@ def test_sigterm_exits_130_without_output_or_temp_file(tmp_path, sample_path):
     assert proc.returncode == 130, err
     assert '"cancelled"' in rest and '"done"' not in rest and "not written" in err
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == ["in.png", "pairs.json"]
+
+
+def test_a_closed_stdout_is_not_reported_as_an_internal_error(monkeypatch, capsys):
+    """``hdr-plugin info | head -3``: the reader leaves early and writing raises BrokenPipeError;
+    we stop quietly with 141 (a shell's SIGPIPE status), not with an "internal error"."""
+    import sys
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert cli.main(["info"]) == 141
+    err = capsys.readouterr().err
+    assert "internal error" not in err and "Traceback" not in err
