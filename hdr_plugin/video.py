@@ -118,6 +118,15 @@ class VideoSource:
             meta[f"hdrPluginInput{what}"] = value + (" (assumed: not specified in the file)" if assumed else " (from the file)")
         return meta
 
+    def input_color(self):
+        """The frames' colour for ``--input-space auto``: Rec.709 primaries (what is recorded
+        in ``hdrPluginInputPrimaries``), code values given to the engine as they are (the
+        transfer is left to the camera-curve estimate, as for photos)."""
+        from . import color as C
+        from .input_color import InputColor
+
+        return InputColor(C.INPUT_SPACES["rec709"], "srgb", "video")
+
     # ---------------------------------------------------------------- decoding
     def _rgb(self, frame) -> np.ndarray:
         from av.video.reformatter import ColorRange
@@ -150,7 +159,7 @@ class VideoSource:
             stream.thread_type = "AUTO"
             for i, frame in enumerate(container.decode(stream)):
                 if indices is None or i in indices:
-                    yield i, LDRImage(self._rgb(frame), None, 16 if self.bit_depth > 8 else 8, self.path)
+                    yield i, LDRImage(self._rgb(frame), None, 16 if self.bit_depth > 8 else 8, self.path, color=self.input_color())
                 if last is not None and i >= last:
                     return
 
