@@ -670,6 +670,15 @@ def _suffix(value: str) -> str:
     return value
 
 
+def _temporal_radius(text: str) -> int:
+    from .temporal import check_radius
+
+    try:
+        return check_radius(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _max_pixels(value: str) -> int:
     """``120000000``, ``120M``, ``1.5G`` or ``none`` (no limit) -> pixels."""
     text = value.strip().lower().replace("_", "")
@@ -794,6 +803,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = c.add_argument_group("shots (image sequences and video; see README 'Shots and farms')")
     s.add_argument("--frames", help="frames of a pattern/video input: 1001-1100, 1001-1100x2, 1,5,9-12 (default: all on disk)")
     s.add_argument("--curve-per-frame", action="store_true", help="estimate a camera curve per frame instead of one per shot")
+    s.add_argument(
+        "--temporal-radius", type=_temporal_radius, default=None, metavar="R",
+        help="stabilise restored highlights over the R frames either side (default 2; 0: off; see README 'Flicker')",
+    )
     s.add_argument("--backend", choices=["local", "ray"], default="local", help="where frames are converted (default local; ray: pip install ray, the [ray] extra)")
     s.add_argument("--ray-address", help="Ray cluster: auto, HOST:PORT (default: $RAY_ADDRESS, else a local instance for this run)")
     s.add_argument("--workers", type=int, help="Ray worker actors, one Engine each (default: GPUs / --gpus-per-worker, else CPUs / 4)")

@@ -649,9 +649,15 @@ def run_local(
     options: ConvertOptions,
     report: ShotReport,
     progress: Progress = _no_progress,
+    temporal_radius: int = 0,
 ) -> None:
-    """Convert ``jobs`` one after another with ``engine`` (frames decoded in order)."""
-    base_meta = {**shot.metadata(), **plan.metadata()}
+    """Convert ``jobs`` one after another with ``engine`` (frames decoded in order);
+    ``temporal_radius > 0``: through :func:`hdr_plugin.temporal.run_local_temporal`."""
+    if temporal_radius:
+        from .temporal import run_local_temporal
+
+        return run_local_temporal(engine, shot, jobs, plan, options, report, progress, temporal_radius)
+    base_meta = {**shot.metadata(), **plan.metadata(), "hdrPluginTemporalRadius": "0"}
     todo = pending_jobs(jobs, options, report, progress)
     by_number = {j.number: j for j in todo}
     for number, image in iter_images(shot, [j.number for j in todo]):
@@ -759,6 +765,7 @@ def convert_shot(
     ray_address: str | None = None,
     gpus_per_worker: float = 0.0,
     retries: int = 2,
+    temporal_radius: int | None = None,
     progress: Progress | None = None,
 ) -> ShotReport:
     """Convert a shot to a frame-numbered EXR/HDR sequence; see the module documentation.
@@ -769,6 +776,8 @@ def convert_shot(
     ``curve``: None (one curve per shot, saved as ``<shot>.curve.npy``), a curve file or
     array; ``curve_per_frame=True`` estimates one per frame.  ``backend``: ``"local"`` or
     ``"ray"`` (``workers``, ``ray_address``, ``gpus_per_worker``, ``retries``).
+    ``temporal_radius``: stabilise the hallucinated highlights over the frames this many
+    frame numbers either side (:mod:`hdr_plugin.temporal`; None: its ``DEFAULT_RADIUS``, 0: off).
     ``progress(**event)`` receives ``start``/``curve``/``done``/``skipped``/``error``/
     ``summary`` events with ``frame``, ``done`` and ``total``.  Returns a :class:`ShotReport`;
     frames that fail are reported there (and retried first on Ray), never raised.
@@ -780,6 +789,12 @@ def convert_shot(
         raise ShotError(f"unknown backend {backend!r}: use local or ray")
     if curve_per_frame and curve is not None:
         raise ShotError("curve and curve_per_frame exclude each other")
+    from . import temporal
+
+    try:
+        radius = temporal.DEFAULT_RADIUS if temporal_radius is None else temporal.check_radius(temporal_radius)
+    except ValueError as e:
+        raise ShotError(str(e)) from None
     fmt = "exr"
     if out_pattern is not None and Path(str(out_pattern)).suffix.lower() in OUTPUT_SUFFIXES:
         fmt = Path(str(out_pattern)).suffix.lower()[1:]
@@ -833,12 +848,13 @@ def convert_shot(
     )
     try:
         if backend == "local":
-            run_local(engine_factory(), shot, jobs, plan, options, report, progress)
+            run_local(engine_factory(), shot, jobs, plan, options, report, progress, temporal_radius=radius)
         else:
             from .distributed import run_ray
 
             run_ray(shot, jobs, plan, options, eng_opts, report, progress,
-                    workers=workers, address=ray_address, gpus_per_worker=gpus_per_worker, retries=retries)
+                    workers=workers, address=ray_address, gpus_per_worker=gpus_per_worker, retries=retries,
+                    temporal_radius=radius)
     except KeyboardInterrupt:
         report.cancelled = True
     except Exception as e:
@@ -965,6 +981,7 @@ def cli_convert(args) -> int:
             workers=args.workers,
             ray_address=args.ray_address,
             gpus_per_worker=args.gpus_per_worker,
+            temporal_radius=getattr(args, "temporal_radius", None),
             progress=progress,
         )
     except (ShotError, ImportError) as e:

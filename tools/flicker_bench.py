@@ -1,6 +1,7 @@
-"""Flicker benchmark: shot-locked camera curve vs one curve per frame vs the ground truth.
+"""Flicker benchmark: shot-locked camera curve (with and without temporal stabilisation) vs one curve per frame vs the ground truth.
 
     python tools/flicker_bench.py [--frames 48] [--size 320x192] [--scenes N] [--weights W]
+                                  [--temporal-radius R[,R2..]] [--temporal-anchors K]
 
 A synthetic shot per validation HDR scene (``hdr_plugin/training/splits.yaml``, from
 ``../shared/data/hdr``): a wide perspective view is rendered once, and the shot is a
@@ -10,7 +11,11 @@ afresh per frame, and ONE camera curve (sRGB followed by an S-shaped tone curve,
 prior's most common non-trivial family) and 8-bit quantization from
 ``hdr_plugin/training/synthesis.py`` / ``crf.py``.  Each frame is then reconstructed
 (a) with one curve for the shot (``Engine.shot_curve`` of 8 spread frames, what
-``hdr-plugin convert`` does for a sequence) and (b) with a curve estimated per frame.
+``hdr-plugin convert`` does for a sequence), (a') the same followed by the temporal
+stabilisation of the hallucinated region (``hdr_plugin/temporal.py``: radius
+``--temporal-radius`` and ``--temporal-anchors`` anchor frames, by default what
+``hdr-plugin convert`` does for a shot; its own motion and exposure estimates, not the
+known pan) and (b) with a curve estimated per frame.
 
 Measured, after motion compensation (every frame shifted back by its known pan offset
 onto the part of the scene all frames see) and in log2 luminance (stops):
@@ -122,6 +127,8 @@ def main(argv=None) -> int:
     p.add_argument("--weights", default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", default="auto")
+    p.add_argument("--temporal-radius", default=None, help="radius (or comma list of radii) of the temporal row(s) (default: the shot default)")
+    p.add_argument("--temporal-anchors", type=int, default=None, help="anchor frames of the temporal row(s) (default: the shot default)")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown (for the README)")
     args = p.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
@@ -130,13 +137,19 @@ def main(argv=None) -> int:
 
     from hdr_plugin.pipeline import Engine
     from hdr_plugin.plugins import make_plugin_manager
+    from hdr_plugin import temporal
     from hdr_plugin.shots import curve_picks
+
+    radii = [temporal.check_radius(r) for r in str(args.temporal_radius or temporal.DEFAULT_RADIUS).split(",")]
+    if args.temporal_anchors is None:
+        args.temporal_anchors = temporal.ANCHOR_FRAMES
 
     engine = Engine(args.weights, device=args.device, precision=args.precision, tile=0, plugin_manager=make_plugin_manager(load_entrypoints=False))
     val = set(synthesis.scene_paths(args.data, "val"))
     wanted = [s for s in DEFAULT_SCENES if s in val][: args.scenes]
     rows = {path: load_scene(args.data, path) for path in wanted}
-    results = {"ground truth": [], "shot-locked curve": [], "curve per frame": []}
+    results = {"ground truth": [], "shot-locked curve": [], **{f"shot-locked + temporal (R={r}, K={args.temporal_anchors})": [] for r in radii if r}, "curve per frame": []}
+    threshold = float(engine.model.hal.mask_threshold)
     t0 = time.perf_counter()
     for si, path in enumerate(wanted):
         scene = rows[path]
@@ -147,28 +160,40 @@ def main(argv=None) -> int:
         clipped = (ldr_c.max(axis=3) >= 254.5 / 255).all(axis=0)
         gt_log = np.log2(np.maximum(luminance(gt_c), 1e-6))
         shot_curve = engine.shot_curve([ldr[i] for i in curve_picks(len(ldr), 8)])
-        locked = [engine.reconstruct(f, curve=shot_curve).image for f in ldr]
+        passes = [temporal.analyse(i, f, engine.reconstruct(f, curve=shot_curve), threshold) for i, f in enumerate(ldr)]
+        locked = [fp.image for fp in passes]
+        runs = [("ground truth", gt), ("shot-locked curve", locked)]
+        t1 = time.perf_counter()
+        for r in radii:
+            if r:
+                nums = list(range(len(passes)))
+                anchors = temporal.anchor_frames(nums, args.temporal_anchors)
+                runs.append((f"shot-locked + temporal (R={r}, K={args.temporal_anchors})", [
+                    temporal.stabilise(fp, [passes[n] for n in temporal.window_of(i, nums, r, anchors)])[0] for i, fp in enumerate(passes)]))
+        t_temporal = time.perf_counter() - t1
         per_frame = [engine.reconstruct(f).image for f in ldr]
-        for name, frames in (("ground truth", gt), ("shot-locked curve", locked), ("curve per frame", per_frame)):
+        runs.append(("curve per frame", per_frame))
+        for name, frames in runs:
             stack = compensate(frames, args.pan, width)
             results[name].append(measure(stack, log_gains, static, clipped, None if name == "ground truth" else gt_log))
         print(f"  {path}: {args.frames} frames, {static.mean():.0%} static, {clipped.mean():.1%} clipped in every frame "
-              f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+              f"({time.perf_counter() - t0:.0f} s; temporal {t_temporal:.1f} s)", file=sys.stderr, flush=True)
     ramp = results["ground truth"][0][3]
     header = ("", "static Δ mean log L (RMS, stops/frame)", "hallucinated σ_t log L (stops)", "hallucinated |error| (stops)")
     table = [(name, *(float(np.mean([r[k] for r in rs])) for k in range(3))) for name, rs in results.items()]
     print(f"\nflicker: {len(wanted)} scene(s) x {args.frames} frames {width}x{height}, pan {args.pan} px/frame, "
           f"exposure ramp {args.ramp:g} EV ({ramp:.4f} stops/frame, removed), one camera curve (sRGB + S-curve), "
-          f"weights {engine.weights_info.path.parent.name if engine.weights_info else 'in-memory'}, precision {engine.precision}")
+          f"weights {engine.weights_info.path.parent.name if engine.weights_info else 'in-memory'}, precision {engine.precision}, "
+          f"{time.perf_counter() - t0:.0f} s")
     if args.markdown:
-        print("| " + " | ".join(header) + " |")
+        print("| " + " | ".join(h.replace("|", "\\|") for h in header) + " |")
         print("|---|---:|---:|---:|")
         for name, a, b, c in table:
             print(f"| {name} | {a:.4f} | {b:.4f} | {'—' if name == 'ground truth' else f'{c:.3f}'} |")
     else:
-        print(f"{header[0]:<20}{'static RMS':>12}{'hall. σ_t':>12}{'hall. |err|':>12}")
+        print(f"{header[0]:<32}{'static RMS':>12}{'hall. σ_t':>12}{'hall. |err|':>12}")
         for name, a, b, c in table:
-            print(f"{name:<20}{a:>12.4f}{b:>12.4f}{'-' if name == 'ground truth' else f'{c:.3f}':>12}")
+            print(f"{name:<32}{a:>12.4f}{b:>12.4f}{'-' if name == 'ground truth' else f'{c:.3f}':>12}")
     return 0
 
 
