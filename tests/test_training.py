@@ -346,8 +346,8 @@ def test_snap_threshold_table_picks_the_threshold_that_snaps_only_where_it_pays(
 
 def test_hal_is_validated_behind_the_trained_linearization_net(data_root, tmp_path):
     """Without a trained Linearization-Net, Hallucination-Net is scored on the clipped region
-    of the true linear image; with one, on the whole image behind deq + lin, exactly as
-    `hdr-plugin eval` scores the pipeline without Refinement-Net."""
+    of the true linear image; with one, on the whole image behind lin, exactly as
+    `hdr-plugin eval` scores the shipped default path (--quality standard)."""
     from hdr_plugin.color import srgb_to_linear
     from hdr_plugin.evaluation import metrics
     from hdr_plugin.model import ModelConfig, reconstruct
@@ -369,14 +369,66 @@ def test_hal_is_validated_behind_the_trained_linearization_net(data_root, tmp_pa
     behind = [json.loads(x) for x in (runs / "hal" / "log.jsonl").read_text().splitlines() if '"val"' in x][-1]["val"]
     assert np.isfinite(behind["over_exposed"])
 
-    # the logged score is the evaluation metric of the deq + lin + hal pipeline
+    # the logged score is the evaluation metric of the lin + hal pipeline (the default path)
     model = assemble_model(runs, ModelConfig(dict(TINY_CONFIG))).eval()
     pairs = synthesis.validation_pairs(synthesis.load_scenes(data_root, "val"), size=64, views_per_scene=1, seed=7)
     opts = TrainOptions(stage="hal", **common)
     p = pairs[0]
     with torch.no_grad():
-        hdr = reconstruct(model, torch.from_numpy(p.ldr.transpose(2, 0, 1).copy())[None], use_ref=False)["hdr"]
+        hdr = reconstruct(model, torch.from_numpy(p.ldr.transpose(2, 0, 1).copy())[None], use_deq=False, use_ref=False)["hdr"]
     single = validate("hal", model, pairs[:1], opts, hal_behind_lin=True)
     expected = metrics.score(hdr[0].numpy().transpose(1, 2, 0), p.hdr, p.ldr)["pu21"]
     assert single["score"] == pytest.approx(expected, abs=1e-4)
     assert single["baseline"] == pytest.approx(metrics.score(srgb_to_linear(p.ldr), p.hdr, p.ldr)["pu21"], abs=1e-6)
+
+
+def test_missing_light_counts_stops_of_light_in_the_clipped_region():
+    """One stop too little light in the over-exposed region is a loss of 1; the well-exposed
+    pixels do not count; an image without clipped pixels does not count."""
+    from hdr_plugin.training.losses import missing_light
+
+    ldr = torch.full((2, 3, 8, 8), 0.5)
+    ldr[0, :, :4] = 1.0  # top half of image 0 clipped; image 1 has no clipped pixel
+    truth = torch.where(ldr >= 1.0, torch.full_like(ldr, 6.0), ldr)
+    half = torch.where(ldr >= 1.0, truth / 2, truth * 5.0)  # wrong well-exposed pixels: ignored
+    assert abs(float(missing_light(half, truth, ldr)) - 1.0) < 1e-4
+    assert float(missing_light(truth, truth, ldr)) < 1e-4
+    quarter = torch.where(ldr >= 1.0, truth / 4, truth)
+    assert abs(float(missing_light(quarter, truth, ldr)) - 2.0) < 1e-4
+
+
+def test_masked_log_l2_is_the_paper_loss_over_the_clipped_region():
+    from hdr_plugin.training.losses import masked_log_l2
+
+    ldr = torch.full((1, 3, 4, 4), 0.5)
+    ldr[..., :2, :] = 1.0
+    truth = torch.full_like(ldr, 3.0)
+    pred = truth.clone()
+    pred[..., 2:, :] = 100.0  # errors outside the clipped region do not count
+    assert float(masked_log_l2(pred, truth, ldr)) < 1e-8
+    pred[..., :2, :] = 3.0 * np.e  # one unit of log error (eps is small against 3)
+    assert abs(float(masked_log_l2(pred, truth, ldr, eps=1e-9)) - 1.0) < 1e-4
+
+
+def test_hal_trains_on_the_camera_output_it_will_see(data_root):
+    """--hal-input camera feeds Hallucination-Net the 8-bit (maybe JPEG) camera output
+    linearised with its true curve, quantization steps included; linear: the clean image."""
+    batch = _batch(data_root, n=2)
+    seen = {}
+
+    class Spy(torch.nn.Module):
+        def forward(self, x):
+            seen["x"] = x
+            return x
+
+    class Model:
+        hal = Spy()
+
+    for source in ("camera", "linear"):
+        opts = TrainOptions(stage="hal", runs=data_root / "runs", precision="fp32", hal_input=source, light_weight=1.0, log_weight=1.0)
+        loss, parts = stage_loss("hal", Model(), batch, opts)
+        assert {"pu_l2", "light_stops", "log_l2"} <= set(parts) and torch.isfinite(loss)
+        expected = crf.apply_curve(batch["ldr"], batch["inverse_curve"]) if source == "camera" else batch["linear"]
+        torch.testing.assert_close(seen["x"], expected.clamp(0, 1) if source == "camera" else expected)
+    camera = crf.apply_curve(batch["ldr"], batch["inverse_curve"])
+    assert not torch.allclose(camera, batch["linear"], atol=1e-4)  # the two inputs really differ

@@ -34,6 +34,12 @@ def add_train_parser(sub) -> None:
     t.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     t.add_argument("--workers", type=int, default=1, help="data synthesis worker processes")
     t.add_argument("--val-every", type=int, default=500)
+    t.add_argument("--val-views", type=int, default=1, help="views per held-out scene in the validation set (more: finer ranking)")
+    t.add_argument("--val-size", type=int, default=256, help="validation crop size in pixels")
+    t.add_argument("--hal-input", default="camera", choices=["camera", "linear"],
+                   help="hal stage input: the camera output linearised with its true curve (JPEG and quantization included; default) or the clean linear image")
+    t.add_argument("--light-weight", type=float, default=0.0, help="hal stage: weight of the missing-light term (stops, over-exposed region)")
+    t.add_argument("--log-weight", type=float, default=0.0, help="hal stage: weight of the paper's log-domain L2 over the over-exposed region")
     t.add_argument("--log-every", type=int, default=50)
     t.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp32"])
     t.add_argument("--device", default="cpu")
@@ -75,6 +81,11 @@ def run_train(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_every=args.log_every,
         val_every=args.val_every,
+        val_views=args.val_views,
+        val_size=args.val_size,
+        hal_input=args.hal_input,
+        light_weight=args.light_weight,
+        log_weight=args.log_weight,
         config=args.config,
         init=args.init,
     )

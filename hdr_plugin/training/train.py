@@ -63,6 +63,13 @@ class TrainOptions:
     val_every: int = 500
     val_views: int = 1
     val_size: int = 256
+    #: what Hallucination-Net is trained on: "camera" = the 8-bit (maybe JPEG) camera output
+    #: linearised with its true inverse curve, i.e. what the product feeds it (quantization
+    #: steps and JPEG artefacts included); "linear" = the clean clipped sensor image
+    hal_input: str = "camera"
+    #: weights of the light-counting terms added to the PU21 L2 in the hal stage
+    light_weight: float = 0.0
+    log_weight: float = 0.0
     config: Path | None = None
     init: Path | None = None
     scene_limit: int | None = None
@@ -200,10 +207,20 @@ def stage_loss(stage: str, model: HDRModel, batch: dict[str, torch.Tensor], opts
             parts["srgb_bce"] = l_srgb.item()
         return loss, parts
     if stage == "hal":
+        source = crf.apply_curve(ldr, inv).clamp(0.0, 1.0) if opts.hal_input == "camera" else linear
         with _autocast(opts):
-            out = model.hal(linear)
-        loss = losses.pu21_l2(out, hdr)
-        return loss, {"pu_l2": loss.item()}
+            out = model.hal(source)
+        l_pu = losses.pu21_l2(out, hdr)
+        loss, parts = l_pu, {"pu_l2": l_pu.item()}
+        if opts.light_weight:
+            l_light = losses.missing_light(out, hdr, ldr)
+            loss = loss + opts.light_weight * l_light
+            parts["light_stops"] = l_light.item()
+        if opts.log_weight:
+            l_log = losses.masked_log_l2(out, hdr, ldr)
+            loss = loss + opts.log_weight * l_log
+            parts["log_l2"] = l_log.item()
+        return loss, parts
     if stage == "ref":
         with torch.no_grad(), _autocast(opts):
             st = reconstruct(model, ldr, use_ref=False)
@@ -282,11 +299,14 @@ def validate(stage: str, model: HDRModel, pairs: list[Pair], opts: TrainOptions,
             # Linearization-Net, whole image, evaluation metric.  Fed the true linear image
             # instead, the score ranked checkpoints against the full pipeline (measured:
             # the "best" of a run lost 0.3-0.5 dB to its last checkpoint in `hdr-plugin eval`).
+            # The shipped default path (--quality standard) has no Dequantization-Net.
             with _autocast(opts):
-                st = reconstruct(model, t["ldr"], use_ref=False)
+                st = reconstruct(model, t["ldr"], use_deq=False, use_ref=False)
             s = metrics.score(_np(st["hdr"][0]), p.hdr, p.ldr)
             ours.append((p.family, s["pu21"]))
             over_rows.append((p.family, s["pu21_over"]))
+            if np.isfinite(s.get("light_ratio", np.nan)):
+                extra.setdefault("light_log2", []).append(float(np.log2(max(s["light_ratio"], 1e-6))))
             base.append((p.family, metrics.score(srgb_to_linear(p.ldr), p.hdr, p.ldr)["pu21"]))
         elif stage == "hal":
             # no trained Linearization-Net yet: the clipped region of the true linear image
@@ -381,6 +401,13 @@ def train(opts: TrainOptions) -> Path:
         tmp.replace(path)
 
     logf = open(out / "log.jsonl", "a")
+    if step == 0 and opts.init is not None:
+        # the starting weights' score: a checkpoint becomes best.pt only when it beats them
+        val = validate(opts.stage, model, val_set, opts, hal_behind_lin=lin_trained)
+        best_score = val["score"]
+        logf.write(json.dumps({"step": 0, "val": val, "init": True}) + "\n")
+        logf.flush()
+        log.info("%s val of the starting weights: %s", opts.stage, json.dumps(val))
     session_start = time.time()
     start = time.time() - elapsed
     running: dict[str, float] = {}
