@@ -287,12 +287,9 @@ def output_path(src: Path, rel: Path, out: str | None, fmt: str, suffix: str, ma
 
 # --------------------------------------------------------------------------- commands
 def _engine_from_args(args):
-    from .pipeline import Engine
+    from .shots import EngineOptions  # the shot path and its Ray workers build theirs the same way
 
-    return Engine(
-        args.weights, device=args.device, precision=args.precision, tile=args.tile, tile_overlap=args.tile_overlap,
-        quality=args.quality, runtime=args.runtime, max_memory=args.max_memory,
-    )
+    return EngineOptions.from_args(args).build()
 
 
 def _load_curve(path: str):
@@ -392,37 +389,22 @@ def _jobs(args) -> tuple[list[tuple[Path, Path]], list[str], str]:
     return jobs, problems, fmt
 
 
-def _colour_from_args(args, fmt: str) -> dict:
-    """Output transform and pass collector for ``convert`` (see hdr_plugin.color / passes)."""
-    from .color import OutputTransform
-    from .passes import PassCollector, parse_passes
+def _colour_from_args(args, fmt: str):
+    """The colour options of ``convert`` (see hdr_plugin.frame_color), checked for ``fmt``."""
+    from .frame_color import ColorOptions
 
-    passes = parse_passes(args.passes)
-    if (passes or args.multipart) and fmt != "exr":
-        raise ValueError("--passes and --multipart need EXR output")
-    if fmt != "exr" and (args.output_space != "lin-rec709" or args.ocio):
-        log.warning("hdr-plugin: Radiance .hdr files carry no colour tag; the pixels are in %s", args.ocio_space or args.output_space)
-    transform = OutputTransform(args.output_space, args.ocio, args.ocio_space)
-    return {"transform": transform, "collector": PassCollector(passes) if passes else None, "multipart": args.multipart}
+    colour = ColorOptions.from_args(args)
+    colour.check(fmt)
+    return colour
 
 
-def _colour_input(image, args, colour: dict):
+def _colour_input(image, args, colour):
     """The input's colour (file tags or --input-space) and the RGB the engine gets."""
-    from .input_color import engine_input, resolve
-
-    in_colour = resolve(image.color, args.input_space)
+    rgb, in_colour = colour.engine_image(image)
     log.info("hdr-plugin: %s: input colour %s", image.path, in_colour.summary())
     if in_colour.note and args.input_space in (None, "auto") and not args.quiet and not args.json and in_colour.source != "untagged":
         print(f"note: {image.path}: {in_colour.note}", file=sys.stderr)
-    return engine_input(image.rgb, in_colour), in_colour
-
-
-def _colour_output(result, in_colour, colour: dict):
-    from .passes import prepare_output
-
-    rgb, options = prepare_output(result, in_colour, colour["transform"], colour["collector"])
-    options["multipart"] = colour["multipart"]
-    return rgb, options
+    return rgb, in_colour
 
 
 def cmd_convert(args) -> int:
@@ -433,12 +415,6 @@ def cmd_convert(args) -> int:
     from .shots import cli_convert, wants_shot
 
     if wants_shot(args):  # frame patterns, video, --frames, --backend ray: see hdr_plugin/shots.py
-        colour_options = [o for o, v in (("--input-space", args.input_space != "auto"), ("--output-space", args.output_space != "lin-rec709"),
-                                         ("--ocio", bool(args.ocio)), ("--passes", bool(args.passes)), ("--multipart", args.multipart)) if v]
-        if colour_options:  # the shot path writes lin-rec709 from sRGB input; refuse rather than ignore
-            print(f"error: {', '.join(colour_options)} are not supported for frame patterns, video or --frames yet; "
-                  "convert the frames as files (a folder or a glob)", file=sys.stderr)
-            return 2
         return cli_convert(args)
     progress = Progress("json" if args.json else ("none" if args.quiet else "bar"))
     jobs, problems, fmt = _jobs(args)
@@ -450,14 +426,15 @@ def cmd_convert(args) -> int:
     try:
         curve = _load_curve(args.curve) if args.curve else None
         colour = _colour_from_args(args, fmt)
+        collector = colour.collector()
         engine = _engine_from_args(args)
     except Exception as e:  # device missing, weights corrupt, bad colour options: nothing can run
         print(f"error: {e}", file=sys.stderr)
         progress.emit(event="error", message=str(e))
         return 2
     register_plugin(progress, name="hdr-plugin-cli-progress", pm=engine.plugin_manager)
-    if colour["collector"] is not None:
-        register_plugin(colour["collector"], name="hdr-plugin-cli-passes", pm=engine.plugin_manager)
+    if collector is not None:
+        register_plugin(collector, name="hdr-plugin-cli-passes", pm=engine.plugin_manager)
     converted, skipped, failed = [], [], []
     t0 = time.perf_counter()
     try:
@@ -480,10 +457,10 @@ def cmd_convert(args) -> int:
                 engine.check_memory(head.height, head.width)
                 image = _read_one(src, args)
                 rgb_in, in_colour = _colour_input(image, args, colour)
-                if colour["collector"] is not None:
-                    colour["collector"].reset()
+                if collector is not None:
+                    collector.reset()
                 result = engine.reconstruct(rgb_in, exposure=args.exposure, curve=curve, source=str(src))
-                rgb_out, exr_options = _colour_output(result, in_colour, colour)
+                rgb_out, exr_options = colour.output(result, in_colour, collector)
                 write_image(
                     dst,
                     rgb_out,
@@ -520,8 +497,8 @@ def cmd_convert(args) -> int:
         return 130
     finally:
         unregister_plugin(progress, pm=engine.plugin_manager)
-        if colour["collector"] is not None:
-            unregister_plugin(colour["collector"], pm=engine.plugin_manager)
+        if collector is not None:
+            unregister_plugin(collector, pm=engine.plugin_manager)
     elapsed = time.perf_counter() - t0
     summary = f"{len(converted)} converted, {len(skipped)} skipped, {len(failed) + len(problems)} failed in {elapsed:.1f} s"
     progress.emit(event="summary", converted=len(converted), skipped=len(skipped), failed=len(failed) + len(problems))
@@ -535,6 +512,7 @@ def cmd_convert(args) -> int:
 def cmd_estimate_curve(args) -> int:
     import numpy as np
 
+    from .frame_color import ColorOptions
     from .io import ImageReadError, read_input
     from .shots import cli_estimate_curve
 
@@ -548,7 +526,8 @@ def cmd_estimate_curve(args) -> int:
         return 2
     step = max(1, len(files) // args.max_frames) if args.max_frames else 1
     try:
-        frames = [read_input(f, args.input_encoding).rgb for f, _ in files[::step]]
+        colour = ColorOptions.make(args.input_space)
+        frames = [colour.engine_image(read_input(f, args.input_encoding))[0] for f, _ in files[::step]]
         engine = _engine_from_args(args)
     except (ImageReadError, RuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -819,6 +798,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", required=True, help="curve file to write (.npy, or text)")
     e.add_argument("--max-frames", type=int, default=8, help="use at most this many evenly spaced frames")
     e.add_argument("--input-encoding", choices=["display", "linear"], help="for float .exr/.hdr frames (see convert)")
+    e.add_argument("--input-space", default="auto", choices=["auto", "srgb", "display-p3", "adobe-rgb", "rec709", "rec2020"],
+                   help="the frames' colour space, as for convert (the curve is estimated on what the engine is given)")
     e.add_argument("--frames", help="frames of a pattern/video input to spread the estimate over (default: all on disk)")
     e.add_argument("--overwrite", action="store_true")
     add_engine_options(e)

@@ -44,9 +44,12 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
+
+from .frame_color import ColorOptions
+from .plugins import hookimpl
 
 CURVE_FRAMES = 8
 CURVE_SUFFIX = ".curve.npy"
@@ -301,11 +304,17 @@ class Shot:
 def open_shot(
     frames_or_pattern: Any, *, input_encoding: str | None = None, first_frame: int = 1
 ) -> Shot:
-    """A :class:`Shot` from a pattern, a video file, or a list of image files.
+    """A :class:`Shot` from a pattern, a video file, a list of image files, or a mapping
+    ``{frame number: image file}``.
 
     Lists take their frame numbers from the last group of digits in each file name
     (their position, from ``first_frame``, when a name has none or numbers repeat).
     """
+    if isinstance(frames_or_pattern, Mapping):
+        numbered = sorted((int(n), Path(p)) for n, p in frames_or_pattern.items())
+        frames_or_pattern = [p for _, p in numbered]
+    else:
+        numbered = None
     if isinstance(frames_or_pattern, (list, tuple)):
         paths = [Path(p) for p in frames_or_pattern]
         if not paths:
@@ -314,7 +323,9 @@ def open_shot(
         for p in paths:
             m = re.search(r"(-?\d+)(?=\D*$)", p.stem + "")
             numbers.append(int(m.group(1)) if m else None)
-        if None in numbers or len(set(numbers)) != len(numbers):
+        if numbered is not None:
+            numbers = [n for n, _ in numbered]
+        elif None in numbers or len(set(numbers)) != len(numbers):
             numbers = list(range(first_frame, first_frame + len(paths)))
         problems = [f"{p}: no such file" for p in paths if not p.is_file()]
         available = {n: p for n, p in zip(numbers, paths) if p.is_file()}
@@ -414,9 +425,13 @@ def curve_sha256(curve: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(curve, dtype=np.float32).tobytes()).hexdigest()
 
 
-def estimate_shot_curve(engine, shot: Shot, k: int = CURVE_FRAMES, frames: Sequence[int] | None = None) -> tuple[np.ndarray, list[int]]:
+def estimate_shot_curve(
+    engine, shot: Shot, k: int = CURVE_FRAMES, frames: Sequence[int] | None = None, color: ColorOptions | None = None
+) -> tuple[np.ndarray, list[int]]:
     """One inverse curve from ``k`` frames spread over ``frames`` (default: the whole shot).
 
+    The curve is estimated on what the engine is given for each frame (``color``'s input
+    space: the same display-referred RGB a single-image conversion reconstructs).
     Returns ``(curve, frame numbers used)``.
     """
     numbers = sorted(frames) if frames is not None else shot.numbers
@@ -424,7 +439,8 @@ def estimate_shot_curve(engine, shot: Shot, k: int = CURVE_FRAMES, frames: Seque
     if not numbers:
         raise ShotError("no frames to estimate the shot curve from")
     picks = [numbers[i] for i in curve_picks(len(numbers), k)]
-    images = [image.rgb for _, image in shot.read_many(picks)]
+    color = color or ColorOptions()
+    images = [color.engine_image(image)[0] for _, image in shot.read_many(picks)]
     return engine.shot_curve(images), picks
 
 
@@ -460,6 +476,7 @@ def plan_curve(
     overwrite: bool = False,
     k: int = CURVE_FRAMES,
     log: Callable[[str], None] = lambda s: None,
+    color: ColorOptions | None = None,
 ) -> CurvePlan:
     """Decide the run's curve: ``curve`` is None (shot curve: reuse ``curve_file`` if it
     exists and not ``overwrite``, else estimate and save it), ``"per-frame"``, a path or an array."""
@@ -485,7 +502,7 @@ def plan_curve(
             raise ShotError(f"{curve_file}: not a usable curve ({e}); remove it or pass --overwrite")
         log(f"shot curve: reusing {curve_file}")
         return CurvePlan("shot", array, curve_file, reused=True)
-    array, picks = estimate_shot_curve(engine_factory(), shot, k)
+    array, picks = estimate_shot_curve(engine_factory(), shot, k, color=color)
     save_curve(curve_file, array)
     log(f"shot curve: estimated from frames {format_ranges(picks) if len(picks) > 8 else ', '.join(map(str, picks))} -> {curve_file}")
     return CurvePlan("shot", array, curve_file, picks)
@@ -502,6 +519,7 @@ class ConvertOptions:
     overwrite: bool = False
     skip_existing: bool = False
     fmt: str = "exr"
+    color: ColorOptions = field(default_factory=ColorOptions)
 
 
 @dataclass
@@ -513,35 +531,60 @@ class EngineOptions:
     precision: str = "auto"
     tile: Any = "auto"
     tile_overlap: int = 96
+    quality: str = "auto"
+    runtime: str = "auto"
+    max_memory: Any = None
+
+    @classmethod
+    def from_args(cls, args) -> "EngineOptions":
+        """From the engine options of ``convert`` / ``estimate-curve`` (as a single-image run builds its Engine)."""
+        return cls(args.weights, args.device, args.precision, args.tile, args.tile_overlap,
+                   getattr(args, "quality", "auto"), getattr(args, "runtime", "auto"), getattr(args, "max_memory", None))
 
     def resolved(self) -> "EngineOptions":
         """With the weights path made explicit (workers on other processes need it)."""
+        from dataclasses import replace
+
         weights = self.weights or os.environ.get("HDR_PLUGIN_WEIGHTS") or None
-        return EngineOptions(str(Path(weights).resolve()) if weights else None, self.device, self.precision, self.tile, self.tile_overlap)
+        return replace(self, weights=str(Path(weights).resolve()) if weights else None)
 
     def build(self):
         from .pipeline import Engine
 
-        return Engine(self.weights, device=self.device, precision=self.precision, tile=self.tile, tile_overlap=self.tile_overlap)
+        return Engine(self.weights, device=self.device, precision=self.precision, tile=self.tile, tile_overlap=self.tile_overlap,
+                      quality=self.quality, runtime=self.runtime, max_memory=self.max_memory)
 
 
 def convert_frame(engine, image, dst: Path, curve: np.ndarray | None, options: ConvertOptions, metadata: dict[str, str], source: str) -> float:
-    """Reconstruct one decoded frame and write it atomically; returns seconds spent."""
+    """Reconstruct one decoded frame and write it atomically; returns seconds spent.
+
+    Colour (``options.color``) as a single-image conversion: input space, output space or
+    OCIO, passes; the EXR gets the same chromaticities and attributes, plus ``metadata``.
+    """
     from .io import write_image
+    from .plugins import register_plugin, unregister_plugin
 
     t0 = time.perf_counter()
-    result = engine.reconstruct(image.rgb, exposure=options.exposure, curve=curve, source=source)
-    attributes = dict(result.metadata)
-    attributes.update(metadata)
+    rgb, in_color = options.color.engine_image(image)
+    collector = options.color.collector()
+    if collector is not None:
+        register_plugin(collector, pm=engine.plugin_manager)
+    try:
+        result = engine.reconstruct(rgb, exposure=options.exposure, curve=curve, source=source)
+    finally:
+        if collector is not None:
+            unregister_plugin(collector, pm=engine.plugin_manager)
+    rgb, exr_options = options.color.output(result, in_color, collector)
+    exr_options["attributes"].update(metadata)
     write_image(
         dst,
-        result.image,
+        rgb,
         image.alpha,
         half=options.half,
         compression=options.compression,
         overwrite=options.overwrite,
-        attributes=attributes if dst.suffix.lower() == ".exr" else None,
         premultiply=not image.alpha_associated,
+        **(exr_options if dst.suffix.lower() == ".exr" else {}),
     )
     return time.perf_counter() - t0
 
@@ -752,6 +795,9 @@ def convert_shot(
     precision: str = "auto",
     tile: Any = "auto",
     tile_overlap: int = 96,
+    quality: str = "auto",
+    runtime: str = "auto",
+    max_memory: Any = None,
     exposure: float = 0.0,
     half: bool = True,
     compression: str = "zip",
@@ -767,22 +813,42 @@ def convert_shot(
     retries: int = 2,
     temporal_radius: int | None = None,
     progress: Progress | None = None,
+    input_space: str = "auto",
+    output_space: str = "lin-rec709",
+    ocio: str | None = None,
+    ocio_space: str | None = None,
+    passes: str | Sequence[str] | None = None,
+    multipart: bool = False,
+    cancel: Callable[[], bool] | None = None,
 ) -> ShotReport:
     """Convert a shot to a frame-numbered EXR/HDR sequence; see the module documentation.
 
-    ``frames_or_pattern``: a pattern (``plate.%04d.jpg``), a video file, or a list of files.
+    ``frames_or_pattern``: a pattern (``plate.%04d.jpg``), a video file, a list of files, or
+    a mapping ``{frame number: file}``.
     ``out_pattern``: an output pattern (``out/plate.%04d.exr``), a folder, or None (next to
     the inputs).  ``frames``: a range string or numbers (default: every frame on disk).
     ``curve``: None (one curve per shot, saved as ``<shot>.curve.npy``), a curve file or
     array; ``curve_per_frame=True`` estimates one per frame.  ``backend``: ``"local"`` or
-    ``"ray"`` (``workers``, ``ray_address``, ``gpus_per_worker``, ``retries``).
+    ``"ray"`` (``workers``, ``ray_address``, ``gpus_per_worker``, ``retries``).  ``weights``,
+    ``device``, ``precision``, ``tile``, ``tile_overlap``, ``quality``, ``runtime`` and
+    ``max_memory`` build each Engine as :class:`hdr_plugin.Engine` takes them.
     ``temporal_radius``: stabilise the hallucinated highlights over the frames this many
     frame numbers either side (:mod:`hdr_plugin.temporal`; None: its ``DEFAULT_RADIUS``, 0: off).
     ``progress(**event)`` receives ``start``/``curve``/``done``/``skipped``/``error``/
     ``summary`` events with ``frame``, ``done`` and ``total``.  Returns a :class:`ShotReport`;
     frames that fail are reported there (and retried first on Ray), never raised.
+
+    Colour, as for single images (:mod:`hdr_plugin.frame_color`): ``input_space``
+    (``auto``: each file's tags, untagged = sRGB; video: Rec.709), ``output_space`` or
+    ``ocio`` + ``ocio_space``, ``passes`` (``"mask,linear"``, ``"all"`` or a list) and
+    ``multipart``; the shot curve is estimated on the frames as the engine is given them.
+    ``cancel()``: checked after every frame event (and, on the local backend, between the
+    engine's tiles); once it returns True the run stops, frames in progress are not
+    written and ``report.cancelled`` is True.
     """
     progress = progress or _no_progress
+    if cancel is not None:
+        progress = _cancellable(progress, cancel)
     t0 = time.perf_counter()
     report = ShotReport(backend=backend)
     if backend not in ("local", "ray"):
@@ -800,6 +866,14 @@ def convert_shot(
         fmt = Path(str(out_pattern)).suffix.lower()[1:]
         if parse_pattern(out_pattern) is None and not Path(out_pattern).is_dir():
             raise ShotError(f"-o {out_pattern} names one file; give an output pattern such as out/plate.%04d.exr, or a folder")
+    try:
+        colour = ColorOptions.make(input_space, output_space, ocio, ocio_space, passes, multipart)
+        colour.check(fmt)
+    except ValueError as e:  # an unknown space or pass, OpenColorIO missing, --passes with .hdr
+        raise ShotError(str(e)) from None
+    if colour.passes and radius:
+        raise ShotError("--passes come from one engine run per frame and temporal stabilisation changes the frames after it; "
+                        "add --temporal-radius 0 (temporal_radius=0) to write passes")
     if backend == "ray":
         from .distributed.ray_backend import _ray
 
@@ -816,8 +890,8 @@ def convert_shot(
     outputs = [j.output for j in jobs]
     if len(set(outputs)) != len(outputs):
         raise ShotError(f"several frames would be written to the same file (is {out_pattern} missing a frame token?)")
-    options = ConvertOptions(exposure, half, compression, overwrite, skip_existing, fmt)
-    eng_opts = EngineOptions(weights, device, precision, tile, tile_overlap)
+    options = ConvertOptions(exposure, half, compression, overwrite, skip_existing, fmt, colour)
+    eng_opts = EngineOptions(weights, device, precision, tile, tile_overlap, quality, runtime, max_memory)
     if not jobs:
         report.error = "nothing to convert" + (f": frames {format_ranges(missing)} are not on disk" if missing else "")
         report.elapsed = time.perf_counter() - t0
@@ -826,9 +900,13 @@ def convert_shot(
     remove_partials(outputs)
     engine_box: list = [engine]
 
+    cancel_hook = _CancelHook(cancel) if cancel is not None and backend == "local" else None
+
     def engine_factory():
         if engine_box[0] is None:
             engine_box[0] = eng_opts.build()
+        if cancel_hook is not None:
+            cancel_hook.attach(engine_box[0])
         return engine_box[0]
 
     curve_file = curve_path_for(shot, out_pattern, jobs[0].output)
@@ -840,6 +918,7 @@ def convert_shot(
         overwrite=overwrite,
         k=curve_frames,
         log=lambda s: progress(event="log", message=s),
+        color=colour,
     )
     report.curve_mode, report.curve_path = plan.mode, plan.path
     progress(
@@ -862,11 +941,51 @@ def convert_shot(
             raise
         report.cancelled = True
     finally:
+        if cancel_hook is not None:
+            cancel_hook.detach()
         remove_partials(outputs)
         report.elapsed = time.perf_counter() - t0
     report.converted.sort()
     progress(event="summary", **_summary_event(report))
     return report
+
+
+def _cancellable(progress: Progress, cancel: Callable[[], bool]) -> Progress:
+    """``progress`` that stops the run (raises Cancelled) after a frame event once ``cancel()`` is true."""
+
+    def checked(**event: Any) -> None:
+        progress(**event)
+        if event.get("event") in ("done", "skipped", "error", "retry") and cancel():
+            from .pipeline import Cancelled
+
+            raise Cancelled("cancelled")
+
+    return checked
+
+
+class _CancelHook:
+    """An ``hdr_progress`` plugin that refuses the engine's next tile once ``cancel()`` is true."""
+
+    def __init__(self, cancel: Callable[[], bool]):
+        self.cancel, self.engine = cancel, None
+
+    @hookimpl
+    def hdr_progress(self, stage, done, total, context):
+        return False if self.cancel() else None
+
+    def attach(self, engine) -> None:
+        if self.engine is None:
+            from .plugins import register_plugin
+
+            register_plugin(self, pm=engine.plugin_manager)
+            self.engine = engine
+
+    def detach(self) -> None:
+        if self.engine is not None:
+            from .plugins import unregister_plugin
+
+            unregister_plugin(self, pm=self.engine.plugin_manager)
+            self.engine = None
 
 
 def _summary_event(report: ShotReport) -> dict:
@@ -970,6 +1089,9 @@ def cli_convert(args) -> int:
             precision=args.precision,
             tile=args.tile,
             tile_overlap=args.tile_overlap,
+            quality=getattr(args, "quality", "auto"),
+            runtime=getattr(args, "runtime", "auto"),
+            max_memory=getattr(args, "max_memory", None),
             exposure=args.exposure,
             half=not args.float,
             compression=args.compression,
@@ -983,6 +1105,12 @@ def cli_convert(args) -> int:
             gpus_per_worker=args.gpus_per_worker,
             temporal_radius=getattr(args, "temporal_radius", None),
             progress=progress,
+            input_space=getattr(args, "input_space", "auto"),
+            output_space=getattr(args, "output_space", "lin-rec709"),
+            ocio=getattr(args, "ocio", None),
+            ocio_space=getattr(args, "ocio_space", None),
+            passes=getattr(args, "passes", None),
+            multipart=bool(getattr(args, "multipart", False)),
         )
     except (ShotError, ImportError) as e:
         _restore_stdout(saved_fd)
@@ -1036,8 +1164,9 @@ def cli_estimate_curve(args) -> int | None:
         if out.exists() and not args.overwrite:
             print(f"error: {out} exists (use --overwrite)", file=sys.stderr)
             return 1
-        engine = EngineOptions(args.weights, args.device, args.precision, args.tile, args.tile_overlap).build()
-        curve, picks = estimate_shot_curve(engine, shot, args.max_frames or CURVE_FRAMES, present)
+        engine = EngineOptions.from_args(args).build()
+        color = ColorOptions.make(getattr(args, "input_space", None))
+        curve, picks = estimate_shot_curve(engine, shot, args.max_frames or CURVE_FRAMES, present, color=color)
     except (ShotError, ImportError, OSError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -199,12 +199,14 @@ def test_api_output_space_matches_ocio(config):
     np.testing.assert_allclose(cg, ocio_convert(config, base, "Linear Rec.709 (sRGB)", "ACEScg"), atol=1e-4)
 
 
-def test_shot_inputs_refuse_colour_options(plate, tmp_path, capsys):
+def test_shot_inputs_take_colour_options(plate, tmp_path):
+    """Frame patterns apply the colour options (tests/test_shot_color.py compares them with single images)."""
     import shutil
 
     for i in (1, 2):
         shutil.copy(plate, tmp_path / f"shot.{i:04d}.png")
     rc = cli.main(["convert", str(tmp_path / "shot.%04d.png"), "-o", str(tmp_path / "out.%04d.exr"), "--output-space", "acescg", "-q"])
-    assert rc == 2
-    assert "--output-space are not supported for frame patterns" in capsys.readouterr().err
-    assert not list(tmp_path.glob("out.*"))
+    assert rc == 0
+    for i in (1, 2):
+        _, h = _exr(tmp_path / f"out.{i:04d}.exr")
+        assert h["hdrPluginColorSpace"] == "acescg" and "adoptedNeutral" in h

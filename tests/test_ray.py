@@ -133,3 +133,26 @@ def test_missing_ray_names_the_extra(plate, tmp_path, monkeypatch, capsys):
     rc = cli.main(["convert", str(plate / "plate.%04d.png"), "--frames", "1", "-o", str(tmp_path / "p.%04d.exr"), "--backend", "ray", *ENGINE_ARGS])
     assert rc == 2
     assert 'pip install "ray>=2.40"' in capsys.readouterr().err
+
+
+def test_ray_colour_options_match_local(cluster, plate, tmp_path):
+    """--input-space, --output-space and --passes are applied on the workers as locally."""
+    import OpenEXR
+
+    def channels(path):
+        with OpenEXR.File(str(path), separate_channels=True) as f:
+            return {n: np.array(c.pixels) for n, c in f.parts[0].channels.items()}
+
+    opts = dict(frames="1-3", input_space="adobe-rgb", output_space="acescg", passes="mask,linear", temporal_radius=0, **FAST)
+    pattern = str(plate / "plate.%04d.png")
+    assert shots.convert_shot(pattern, str(tmp_path / "local" / "p.%04d.exr"), **opts).exit_code == 0
+    report = shots.convert_shot(pattern, str(tmp_path / "ray" / "p.%04d.exr"), backend="ray", workers=2, **opts)
+    assert report.exit_code == 0 and report.converted == [1, 2, 3], report.failed
+    for n in (1, 2, 3):
+        a, b = channels(tmp_path / "ray" / f"p.{n:04d}.exr"), channels(tmp_path / "local" / f"p.{n:04d}.exr")
+        assert sorted(a) == sorted(b) and "mask.Y" in a and "linear.R" in a
+        assert all(a[c].tobytes() == b[c].tobytes() for c in a)
+        ha, hb = _header(tmp_path / "ray" / f"p.{n:04d}.exr"), _header(tmp_path / "local" / f"p.{n:04d}.exr")
+        assert ha["hdrPluginColorSpace"] == hb["hdrPluginColorSpace"] == "acescg"
+        assert ha["hdrPluginInputSpace"] == hb["hdrPluginInputSpace"] == "adobe-rgb"
+        assert np.array_equal(np.asarray(ha["chromaticities"]), np.asarray(hb["chromaticities"]))

@@ -5,7 +5,9 @@ collects what to bake on the main thread -- a list of :class:`Frame` -- then a
 :class:`Job` runs the engine either
 
 * **in process** (``route="in_process"``): ``hdr_plugin`` imported in Blender's own
-  Python, run in a worker thread; progress and cancel go through an ``hdr_progress`` hook;
+  Python, :func:`hdr_plugin.convert_shot` run in a worker thread (one curve per shot or
+  per frame, the frame loop, the EXR writer); per-stage progress comes from an
+  ``hdr_progress`` hook, cancel goes through ``convert_shot(cancel=...)``;
 * **as a subprocess** (``route="subprocess"``): ``<python> -m hdr_plugin convert --json``
   (and ``estimate-curve`` for a shot curve) with the interpreter from the preferences;
   cancel terminates the process.
@@ -446,11 +448,42 @@ class Job:
         image = read_ldr(f.path)
         return image.rgb, image.alpha
 
+    def _input_files(self) -> list[Path]:
+        """The frames as files for the engine: LDR files as they are; Blender's pixels (and a
+        file whose name an earlier frame has) as 16-bit PNGs in the staging folder, lossless
+        for 8-bit data."""
+        inputs_dir = self.staging / "inputs"
+        inputs: list[Path] = []
+        stems = set()
+        for i, f in enumerate(self.frames):
+            if f.rgb is None and f.path is not None and f.path.stem not in stems:
+                src = Path(f.path)
+            else:
+                inputs_dir.mkdir(exist_ok=True)
+                src = write_png16(inputs_dir / f"{i:05d}.png", *self._pixels(f))
+            stems.add(src.stem)
+            inputs.append(src)
+        return inputs
+
+    def _begin_frame(self, i: int) -> None:
+        self._begin_phase(f"frame {self.frames[i].label} ({i + 1}/{len(self.frames)})", 1.0)
+
+    def _frame_staged(self, i: int, staged: Path) -> None:
+        """Frame ``i`` is written to ``staged``: count it, announce it, start the next one."""
+        self.frames[i].staged = staged
+        self._frame_finished()
+        self.events.put(("done", self.frames[i].label))
+        if i + 1 < len(self.frames):
+            self._begin_frame(i + 1)
+        self.detail = ""
+
     # in process -------------------------------------------------------------
     def _run_in_process(self) -> None:
+        """``hdr_plugin.convert_shot`` on the frames (one curve per shot or per frame), the
+        EXRs into the staging folder; stage progress from an ``hdr_progress`` hook, cancel
+        through ``convert_shot(cancel=...)``."""
         try:
             import hdr_plugin
-            from hdr_plugin.io import write_exr
 
             hdr_plugin.Cancelled  # noqa: B018 - imports torch now, inside the worker
         except Exception as e:
@@ -465,37 +498,48 @@ class Job:
             @hdr_plugin.hookimpl
             def hdr_progress(self, stage, done, total, context):
                 job._stage_progress(stage, done, total, getattr(context, "fraction", None))
-                return False if job._cancel.is_set() else None
 
-        from hdr_plugin.color import OUTPUT_SPACES, OutputTransform
+        inputs = self._input_files()
+        errors: list[str] = []
+        if self._use_shot_curve:
+            self._begin_phase(f"shot curve from {len(curve_picks(len(self.frames), s.curve_frames))} frames", self._curve_units)
+        else:
+            self._begin_frame(0)
 
-        transform = OutputTransform(s.output_space)
-        transform_source = OUTPUT_SPACES["lin-rec709"]
+        def on_event(event: str, **e) -> None:
+            if event == "start" and self._use_shot_curve:
+                self._frame_finished()
+                self._begin_frame(0)
+            elif event == "done":
+                self._frame_staged(int(e["frame"]), Path(e["output"]))
+            elif event == "error":
+                label = self.frames[e["frame"]].label if isinstance(e.get("frame"), int) else "?"
+                errors.append(f"frame {label}: {e.get('message', '')}")
+
         hook = BlenderProgress()
         hdr_plugin.register_plugin(hook)
         try:
-            curve = None
-            if self._use_shot_curve:
-                picks = curve_picks(len(self.frames), s.curve_frames)
-                self._begin_phase(f"shot curve from {len(picks)} frames", self._curve_units)
-                curve = engine.shot_curve([self._pixels(self.frames[i])[0] for i in picks])
-                self._frame_finished()
-            for i, f in enumerate(self.frames):
-                if self._cancel.is_set():
-                    return
-                self._begin_phase(f"frame {f.label} ({i + 1}/{len(self.frames)})", 1.0)
-                rgb, alpha = self._pixels(f)
-                result = engine.reconstruct(rgb, exposure=s.exposure, curve=curve, source=str(f.path or f.label))
-                staged = self.staging / f"{i:05d}.exr"
-                # Blender byte images are sRGB: the engine's output is linear Rec.709 -> output space
-                out = transform.apply(result.image, transform_source)
-                write_exr(staged, out, alpha, half=True, overwrite=True, chromaticities=transform.chromaticities(),
-                          attributes=transform.attributes())
-                f.staged = staged
-                self._frame_finished()
-                self.events.put(("done", f.label))
+            report = hdr_plugin.convert_shot(
+                dict(enumerate(inputs)),
+                str(self.staging / "out" / "frame.%05d.exr"),
+                engine=engine,
+                curve_per_frame=not self._use_shot_curve,
+                curve_frames=s.curve_frames,
+                exposure=s.exposure,
+                input_space="srgb",  # as Blender shows byte images
+                output_space=s.output_space,  # the image is tagged with the matching Blender space
+                temporal_radius=0,  # each frame as a still, as the subprocess route converts them
+                overwrite=True,
+                progress=on_event,
+                cancel=self._cancel.is_set,
+            )
         finally:
             hdr_plugin.unregister_plugin(hook)
+        if report.cancelled or self._cancel.is_set():
+            self._cancel.set()
+            return
+        if report.failed or report.error:
+            raise JobError("; ".join(errors) or report.error or f"frames {sorted(report.failed)} failed")
 
     # subprocess -------------------------------------------------------------
     def _popen(self, args: list[str], log: Path) -> subprocess.Popen:
@@ -534,18 +578,8 @@ class Job:
 
     def _run_subprocess(self) -> None:
         s = self.settings
-        inputs_dir = self.staging / "inputs"
         out_dir = self.staging / "out"
-        inputs: list[Path] = []
-        stems = set()
-        for i, f in enumerate(self.frames):
-            if f.rgb is None and f.path is not None and f.path.stem not in stems:
-                src = Path(f.path)
-            else:
-                inputs_dir.mkdir(exist_ok=True)
-                src = write_png16(inputs_dir / f"{i:05d}.png", *self._pixels(f))
-            stems.add(src.stem)
-            inputs.append(src)
+        inputs = self._input_files()
         by_input = {str(p): i for i, p in enumerate(inputs)}
         curve_args: list[str] = []
         if self._use_shot_curve:
@@ -578,7 +612,7 @@ class Job:
             log,
         )
         errors: list[str] = []
-        self._begin_phase(f"frame {self.frames[0].label} (1/{len(self.frames)})", 1.0)
+        self._begin_frame(0)
         self.detail = "loading the engine"
         current = 0
         for line in proc.stdout:
@@ -590,20 +624,15 @@ class Job:
             i = by_input.get(str(event.get("file" if kind == "progress" else "input")))
             if i is not None and i != current and kind in ("progress", "done"):
                 current = i
-                self._begin_phase(f"frame {self.frames[i].label} ({i + 1}/{len(self.frames)})", 1.0)
+                self._begin_frame(i)
             if kind == "start":
                 self.ready_at = time.perf_counter()
                 self.detail = ""
             if kind == "progress":
                 self._stage_progress(str(event.get("stage")), int(event.get("done", 0)), int(event.get("total", 1)), event.get("fraction"))
             elif kind == "done" and i is not None:
-                self.frames[i].staged = Path(event["output"])
-                self._frame_finished()
-                self.events.put(("done", self.frames[i].label))
-                if i + 1 < len(self.frames):
-                    current = i + 1
-                    self._begin_phase(f"frame {self.frames[i + 1].label} ({i + 2}/{len(self.frames)})", 1.0)
-                self.detail = ""
+                self._frame_staged(i, Path(event["output"]))
+                current = min(i + 1, len(self.frames) - 1)
             elif kind == "error":
                 errors.append(f"{Path(str(event.get('input', '?'))).name}: {event.get('message', '')}")
         rc = proc.wait()
