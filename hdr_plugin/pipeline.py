@@ -163,6 +163,10 @@ class Engine:
         self.max_memory = int(max_memory) if max_memory is not None else DEFAULT_MAX_MEMORY
         if self.max_memory <= 0:
             raise ValueError(f"max_memory must be a positive number of bytes, got {max_memory}")
+        #: host bytes per image pixel that the caller holds while the engine runs (a shot's
+        #: temporal buffers, :func:`hdr_plugin.temporal.held_bytes_per_pixel`): counted in
+        #: the memory plan, so that they too stay inside ``max_memory``
+        self.held_bytes_per_pixel = 0
         if model is not None:
             self.model, self.weights_info = model.eval(), None
         else:
@@ -248,7 +252,8 @@ class Engine:
         if self.tile == 0:
             return None
         return window_area_for_budget(
-            self.max_memory, height * width, 4 * 3 * _HOST_IMAGES[self.quality.name], self.runners.bytes_per_window_pixel
+            self.max_memory, height * width, 4 * 3 * _HOST_IMAGES[self.quality.name] + int(getattr(self, "held_bytes_per_pixel", 0)),
+            self.runners.bytes_per_window_pixel,
         )
 
     def check_memory(self, height: int, width: int) -> None:

@@ -34,9 +34,20 @@ pass) results of its neighbours, which are fixed by the shot on disk — not by 
 a run or a farm chunk was asked for: a chunk ``--frames a-b`` computes the first passes of
 the anchors and of up to ``R`` frames beyond each end, and writes only ``a..b``, so a shot
 gives the same bits in one chunk or in three.  Locally the anchors' first passes are kept
-for the run and the others in a ring buffer of ``2R + 1`` (no temporary files): a run of
-``N`` frames costs at most ``N + 2R + K`` passes (``N`` when it is the whole shot).  Memory:
-``2R + 1 + K`` first passes, about 170 MB each for a 4K frame.
+for the run and the others in a ring buffer of ``2R + 1`` (no temporary files).
+
+**Memory.** A buffered neighbour is a :class:`Neighbour`, only what alignment and fusion
+read of it: the motion guide (float32: a float16 one moves the sub-pixel shift estimates),
+the well-exposed mask as bits, and the radiance and mask of its hallucinated pixels
+(``alpha > 0``, grown by one pixel for the bilinear warp) in float16 — ``4.25 + 8 f`` bytes a
+pixel for a hallucinated fraction ``f`` (4K, 12 % clipped: about 45 MB instead of 174 MB for
+a full float32 first pass).  Only the frames waiting for
+their window's end (``R`` while the engine runs) keep their full first pass and decoded frame.  An
+anchor that is also to be written is therefore computed twice (once as an anchor, once in
+order): a run of ``N`` frames costs at most ``N + 2R + K`` passes (``N + K`` when it is the
+whole shot).  The worst case (every pixel hallucinated) is reserved in the engine's memory
+plan (:func:`held_bytes_per_pixel`, ``Engine.held_bytes_per_pixel``), so a shot's peak stays
+inside ``--max-memory``; a frame size that does not fit is refused before any frame is written.
 """
 
 from __future__ import annotations
@@ -90,6 +101,88 @@ class FirstPass:
     @property
     def image(self) -> np.ndarray:
         return self.result.image
+
+
+#: bytes a buffered :class:`Neighbour` holds per frame pixel, fixed part (float32 guide,
+#: well-exposed bits, hallucinated-pixel bits) and per stored (hallucinated) pixel
+#: (float16 RGB radiance and float16 alpha)
+NEIGHBOUR_FIXED_BYTES = 4 + 1 / 8 + 1 / 8
+NEIGHBOUR_STORED_BYTES = 3 * 2 + 2
+#: bytes a frame waiting for its window holds per pixel: its first pass (float32 image,
+#: alpha, guide; bool well) and its decoded float32 frame
+PENDING_BYTES = 12 + 4 + 4 + 1 + 12
+
+
+@dataclass
+class Neighbour:
+    """What alignment and fusion read of a neighbour's first pass, compactly (see the
+    module's *Memory*): ``guide`` float32 (H, W), ``well`` and ``stored`` packed bits,
+    ``image`` (P, 3) and ``alpha`` (P,) float16 at the ``stored`` pixels (``alpha > 0`` grown
+    by one pixel), the radiance divided by ``2 ** scale`` so that it fits float16."""
+
+    number: int
+    shape: tuple[int, int]
+    guide: np.ndarray  # float32: the motion and exposure estimates read it at full precision
+    well_bits: np.ndarray
+    stored_bits: np.ndarray
+    image16: np.ndarray
+    alpha16: np.ndarray
+    scale: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.guide, self.well_bits, self.stored_bits, self.image16, self.alpha16))
+
+    def _unpack(self, bits: np.ndarray) -> np.ndarray:
+        h, w = self.shape
+        return np.unpackbits(bits, count=h * w).view(bool).reshape(h, w)
+
+    @property
+    def well(self) -> np.ndarray:
+        return self._unpack(self.well_bits)
+
+    def planes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Full-frame float32 ``(alpha, image)``: the stored pixels, 0 elsewhere (where alpha
+        is 0, so a bilinear warp of them is what the first pass would give wherever the warped
+        alpha is > 0)."""
+        h, w = self.shape
+        stored = self._unpack(self.stored_bits)
+        alpha = np.zeros((h, w), np.float32)
+        alpha[stored] = self.alpha16
+        image = np.zeros((h, w, 3), np.float32)
+        image[stored] = self.image16.astype(np.float32) * np.float32(2.0**self.scale)
+        return alpha, image
+
+
+def compact(fp: "FirstPass | Neighbour") -> Neighbour:
+    """The :class:`Neighbour` of a first pass (itself if it is one already)."""
+    if isinstance(fp, Neighbour):
+        return fp
+    import cv2
+
+    hallucinated = (fp.alpha > 0.0).astype(np.uint8)
+    stored = cv2.dilate(hallucinated, np.ones((3, 3), np.uint8)).view(bool) if hallucinated.any() else hallucinated.view(bool)
+    image = np.asarray(fp.image, np.float32)[stored]
+    peak = float(np.nanmax(image)) if image.size else 0.0
+    scale = max(0, int(np.ceil(np.log2(peak / 32768.0)))) if np.isfinite(peak) and peak > 32768.0 else 0
+    image16 = (image * np.float32(2.0**-scale)).astype(np.float16) if scale else image.astype(np.float16)
+    return Neighbour(
+        fp.number, fp.alpha.shape, np.asarray(fp.guide, np.float32), np.packbits(fp.well, axis=None),
+        np.packbits(stored, axis=None), image16, fp.alpha[stored].astype(np.float16), scale,
+    )
+
+
+def held_bytes_per_pixel(radius: int, anchors: int | None = None) -> int:
+    """Host bytes per frame pixel that stabilisation holds at most, beside what the engine
+    itself counts, while the engine runs on frame ``t + R``, in the worst case (every pixel
+    hallucinated): ``2R + K`` neighbours (``t - R .. t + R - 1`` and the anchors) and the ``R``
+    frames ``t .. t + R - 1`` waiting in full.  (The frame being computed is the engine's own;
+    once its pass is done the engine's working memory is free for the fusion.)  0 when
+    ``radius`` is 0."""
+    if radius <= 0:
+        return 0
+    k = ANCHOR_FRAMES if anchors is None else int(anchors)
+    return int(np.ceil((2 * radius + k) * (NEIGHBOUR_FIXED_BYTES + NEIGHBOUR_STORED_BYTES) + radius * PENDING_BYTES))
 
 
 def overexposure_alpha(linear: np.ndarray, threshold: float) -> np.ndarray:
@@ -188,13 +281,16 @@ class Alignment:
 
 
 def align(center: FirstPass, other: FirstPass) -> Alignment:
-    """Motion and exposure of ``other`` relative to ``center``, with the rejection rules."""
+    """Motion and exposure of ``other`` (a :class:`FirstPass` is read as its :class:`Neighbour`)
+    relative to ``center``, with the rejection rules."""
+    other = compact(other)
     a = Alignment(other.number)
-    if other.guide.shape != center.guide.shape:
+    if tuple(other.shape) != center.guide.shape:
         a.why = "frame size differs"
         return a
     h, w = center.guide.shape
-    a.dx, a.dy, a.response = estimate_shift(center.guide, other.guide)
+    other_guide, other_well = other.guide, other.well
+    a.dx, a.dy, a.response = estimate_shift(center.guide, other_guide)
     if a.response < MIN_RESPONSE:
         a.why = f"weak correlation ({a.response:.3f})"
         return a
@@ -206,8 +302,8 @@ def align(center: FirstPass, other: FirstPass) -> Alignment:
     best = None
     for dx, dy in dict.fromkeys([(float(round(a.dx)), float(round(a.dy))), (a.dx, a.dy)]):
         inside = warp(np.ones((h, w), np.float32), dx, dy) > 0.999
-        well = center.well & (warp(other.well.astype(np.float32), dx, dy, nearest=True) > 0.5) & inside
-        guide = warp(other.guide, dx, dy)
+        well = center.well & (warp(other_well.astype(np.float32), dx, dy, nearest=True) > 0.5) & inside
+        guide = warp(other_guide, dx, dy)
         offset = exposure_offset(center.guide, guide, well)
         if offset is None:
             continue
@@ -226,14 +322,16 @@ def align(center: FirstPass, other: FirstPass) -> Alignment:
 
 
 # --------------------------------------------------------------------------- fusion
-def stabilise(center: FirstPass, neighbours: Sequence[FirstPass]) -> tuple[np.ndarray, list[Alignment]]:
-    """Frame ``center``'s image with its hallucinated pixels fused over ``neighbours``.
+def stabilise(center: FirstPass, neighbours: Sequence["FirstPass | Neighbour"]) -> tuple[np.ndarray, list[Alignment]]:
+    """Frame ``center``'s image with its hallucinated pixels fused over ``neighbours`` (each
+    read as its :class:`Neighbour`, whichever form is given: the same bits on every backend).
 
     Returns ``(image, alignments)``; pixels with ``alpha == 0`` are bit-identical to the
     first pass, and so is the whole frame when no neighbour could be aligned.
     """
     image = center.image
     sel = center.alpha > 0.0
+    neighbours = [compact(n) for n in neighbours]
     alignments = [align(center, n) for n in neighbours]
     used = [(n, a) for n, a in zip(neighbours, alignments) if a.used]
     if not sel.any() or not used:
@@ -244,8 +342,10 @@ def stabilise(center: FirstPass, neighbours: Sequence[FirstPass]) -> tuple[np.nd
     h, w = sel.shape
     for n, a in used:
         inside = warp(np.ones((h, w), np.float32), a.dx, a.dy)[sel] > 0.999
-        alpha_n = warp(n.alpha, a.dx, a.dy)[sel] * inside
-        img_n = warp(n.image, a.dx, a.dy)[sel]
+        n_alpha, n_image = n.planes()
+        alpha_n = warp(n_alpha, a.dx, a.dy)[sel] * inside
+        img_n = warp(n_image, a.dx, a.dy)[sel]
+        del n_alpha, n_image
         values.append((np.log2(np.maximum(img_n, _EPS)) + np.float32(a.offset)).astype(np.float32))
         weights.append(np.where(inside, alpha_n, 0.0).astype(np.float32))
     v = np.stack(values)  # (K, P, 3)
@@ -305,16 +405,20 @@ def stabilised(
     for each of ``todo`` in order.
 
     ``frames`` yields ``(number, LDRImage or Exception)``: the ``anchors`` first, then the
-    rest of :func:`needed_frames` in order; ``compute(number, image)`` makes the first
-    pass.  The anchors' first passes are kept for the whole run, the others in a ring
-    buffer of the ``2 R + 1`` still needed.  A neighbour that fails to read or convert is
-    left out of the windows; the frame itself is yielded with its exception.
+    rest of :func:`needed_frames` in order, the anchors that are in ``todo`` included again
+    (an anchor's full first pass is not kept: it is computed again when its turn comes);
+    ``compute(number, image)`` makes the first pass.  Every first pass is kept as its
+    :class:`Neighbour` (the anchors' for the whole run, the others in a ring buffer of the
+    ``2 R + 1`` still needed); only the frames of ``todo`` waiting for their window's end
+    keep the full one.  A neighbour that fails to read or convert is left out of the
+    windows; the frame itself is yielded with its exception.
     """
     todo = sorted(todo)
     want = set(todo)
     avail = sorted(available)
     anchor_set = set(anchors)
-    cache: dict[int, Any] = {}
+    cache: dict[int, Any] = {}  # Neighbour | Exception
+    full: dict[int, Any] = {}  # FirstPass | Exception, frames of todo until written
     images: dict[int, Any] = {}
     queue = list(todo)
     anchors_left = set(anchor_set)
@@ -324,32 +428,43 @@ def stabilised(
             return
         while queue and (upto is None or queue[0] + radius <= upto):
             t = queue.pop(0)
-            fp = cache.get(t)
+            fp = full.pop(t, None)
+            if fp is None and isinstance(cache.get(t), Exception):
+                fp = cache[t]
             if isinstance(fp, FirstPass):
-                nbrs = [cache[n] for n in window_of(t, avail, radius, anchors) if isinstance(cache.get(n), FirstPass)]
+                nbrs = [cache[n] for n in window_of(t, avail, radius, anchors) if isinstance(cache.get(n), Neighbour)]
                 image, al = stabilise(fp, nbrs)
-                yield t, images.get(t), fp, (image, al)
+                del nbrs
+                yield t, images.pop(t, None), fp, (image, al)
+                del image, al
             else:
-                yield t, images.get(t), fp if fp is not None else RuntimeError("frame was not read"), None
+                yield t, images.pop(t, None), fp if fp is not None else RuntimeError("frame was not read"), None
+            fp = None
             images.pop(t, None)
             lowest = queue[0] - radius if queue else None
             for n in [n for n in cache if n not in anchor_set and (lowest is None or n < lowest)]:
                 del cache[n]
 
     for n, image in frames:
+        as_anchor = n in anchors_left  # an anchor's first arrival: kept as a Neighbour only
+        anchors_left.discard(n)
         if isinstance(image, Exception):
-            cache[n] = image
+            fp = image
         else:
             try:
-                cache[n] = compute(n, image)
+                fp = compute(n, image)
             except (ValueError, OSError, RuntimeError) as e:
-                if type(e).__name__ == "Cancelled":
+                if type(e).__name__ in ("Cancelled", "ShotError"):
                     raise
-                cache[n] = e
-            if n in want:
+                fp = e
+        if n not in cache or isinstance(cache[n], Exception):
+            cache[n] = compact(fp) if isinstance(fp, FirstPass) else fp
+        if n in want and not as_anchor:
+            full[n] = fp
+            if not isinstance(image, Exception):
                 images[n] = image
-        anchors_left.discard(n)
-        if n not in anchor_set:  # the anchors come first; nothing is ready before they are done
+        fp = image = None
+        if n not in anchor_set or not as_anchor:  # the anchors come first; nothing is ready before they are done
             yield from emit_ready(n)
     yield from emit_ready(None)
 
@@ -387,7 +502,7 @@ def run_local_temporal(engine, shot, jobs, plan, options, report, progress, radi
     """:func:`hdr_plugin.shots.run_local` with stabilisation: first passes of the frames in
     and ``radius`` around the jobs, in order, through a ring buffer; each job written when
     its window is complete."""
-    from .shots import _done, convert_frame, iter_images, pending_jobs
+    from .shots import iter_images, pending_jobs
 
     base_meta = {**shot.metadata(), **plan.metadata()}
     todo = pending_jobs(jobs, options, report, progress)
@@ -395,8 +510,10 @@ def run_local_temporal(engine, shot, jobs, plan, options, report, progress, radi
     numbers = shot.numbers
     anchors = anchor_frames(numbers)
     needed = needed_frames(by_number, numbers, radius, anchors)
-    rest = [n for n in needed if n not in set(anchors)]
+    rest = [n for n in needed if n not in set(anchors) or n in by_number]  # anchors to write: again, in order
     started: dict[int, float] = {}
+    held = held_bytes_per_pixel(radius, len(anchors))
+    checked: set[tuple[int, int]] = set()
 
     def label(n: int) -> str:
         job = by_number.get(n)
@@ -404,31 +521,67 @@ def run_local_temporal(engine, shot, jobs, plan, options, report, progress, radi
         return str(src if src is not None and not isinstance(src, int) else f"{shot.text}#{n}")
 
     def compute(n: int, image) -> FirstPass:
+        rgb = engine_input(image, options)
+        if not checked:  # the first frame: refuse the shot, before anything is written, if it cannot fit
+            checked.add(rgb.shape[:2])
+            check_memory(engine, *rgb.shape[:2], radius, len(anchors))
         started[n] = time.perf_counter()
-        fp = first_pass(engine, n, engine_input(image, options), curve=plan.curve, exposure=options.exposure, source=label(n))
+        fp = first_pass(engine, n, rgb, curve=plan.curve, exposure=options.exposure, source=label(n))
         started[n] = time.perf_counter() - started[n]
         return fp
 
     frames = itertools.chain(iter_images(shot, anchors), iter_images(shot, rest))
-    for number, image, fp, fused in stabilised(list(by_number), numbers, radius, frames, compute, anchors):
-        if isinstance(fp, Exception):
-            report.failed[number] = str(fp)
-            progress(event="error", frame=number, message=str(fp), done=_done(report), total=report.total)
-            continue
-        job = by_number[number]
-        out_image, alignments = fused
-        try:
-            t0 = time.perf_counter()
-            meta = {**base_meta, "hdrPluginFrame": str(number), **metadata(radius, alignments)}
-            convert_frame(_Precomputed(with_image(fp.result, out_image)), image, job.output, plan.curve, options, meta, label(number))
-            seconds = started.get(number, 0.0) + time.perf_counter() - t0
-        except (ValueError, OSError, RuntimeError) as e:
-            if type(e).__name__ == "Cancelled":
-                raise
-            report.failed[number] = str(e)
-            progress(event="error", frame=number, message=str(e), done=_done(report), total=report.total)
-            continue
-        report.converted.append(number)
-        report.outputs[number] = job.output
-        report.seconds[number] = seconds
-        progress(event="done", frame=number, output=str(job.output), seconds=round(seconds, 3), done=_done(report), total=report.total)
+    before = getattr(engine, "held_bytes_per_pixel", 0)
+    engine.held_bytes_per_pixel = before + held  # the buffers count in the engine's memory plan
+    try:
+        _write_stabilised(engine, stabilised(list(by_number), numbers, radius, frames, compute, anchors),
+                          by_number, base_meta, radius, plan, options, report, progress, label, started)
+    finally:
+        engine.held_bytes_per_pixel = before
+
+
+def check_memory(engine, height: int, width: int, radius: int, anchors: int | None = None) -> None:
+    """Raise :class:`hdr_plugin.shots.ShotError` when a frame of this size cannot be stabilised
+    inside the engine's ``max_memory`` (its plan counting :func:`held_bytes_per_pixel`)."""
+    from .shots import ShotError
+    from .tiling import MemoryBudgetError
+
+    check = getattr(engine, "check_memory", None)
+    if check is None or not radius:
+        return
+    try:
+        check(height, width)
+    except MemoryBudgetError as e:
+        k = ANCHOR_FRAMES if anchors is None else anchors
+        held = held_bytes_per_pixel(radius, k) * height * width
+        raise ShotError(
+            f"{e}; temporal stabilisation (--temporal-radius {radius}, {k} anchors) reserves up to {held / 2**30:.2f} GiB "
+            f"of it for {width}x{height} frames: raise --max-memory, or lower --temporal-radius (0: off)"
+        ) from None
+
+
+def _write_stabilised(engine, results, by_number, base_meta, radius, plan, options, report, progress, label, started) -> None:
+    for number, image, fp, fused in results:
+        _write_one(number, image, fp, fused, by_number, base_meta, radius, plan, options, report, progress, label, started)
+        image = fp = fused = None  # nothing of this frame is held while the next ones are computed
+
+
+def _write_one(number, image, fp, fused, by_number, base_meta, radius, plan, options, report, progress, label, started) -> None:
+    from .shots import convert_frame
+
+    if isinstance(fp, Exception):
+        report.frame_failed(number, str(fp), progress)
+        return
+    job = by_number[number]
+    out_image, alignments = fused
+    try:
+        t0 = time.perf_counter()
+        meta = {**base_meta, "hdrPluginFrame": str(number), **metadata(radius, alignments)}
+        convert_frame(_Precomputed(with_image(fp.result, out_image)), image, job.output, plan.curve, options, meta, label(number))
+        seconds = started.get(number, 0.0) + time.perf_counter() - t0
+    except (ValueError, OSError, RuntimeError) as e:
+        if type(e).__name__ == "Cancelled":
+            raise
+        report.frame_failed(number, str(e), progress)
+        return
+    report.frame_done(job, seconds, progress)

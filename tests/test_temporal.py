@@ -206,3 +206,87 @@ def test_radius_validation(tmp_path, capsys):
         cli.main(["convert", str(tmp_path / "p.%04d.png"), "--temporal-radius", "-1"])
     assert e.value.code == 2
     assert "temporal radius must be >= 0" in capsys.readouterr().err
+
+
+def test_buffered_neighbour_is_compact():
+    """A buffered neighbour holds its guide, bit masks and the float16 radiance of its
+    hallucinated pixels only: far below a float32 first pass (21 bytes a pixel)."""
+    passes, _ = _shot(1, width=192)
+    fp = passes[0]
+    h, w = fp.alpha.shape
+    nb = temporal.compact(fp)
+    stored = int(np.unpackbits(nb.stored_bits, count=h * w).sum())
+    assert stored >= int((fp.alpha > 0).sum()) > 0
+    expected = 4 * h * w + 2 * -(-h * w // 8) + stored * temporal.NEIGHBOUR_STORED_BYTES
+    assert nb.nbytes == expected
+    assert nb.nbytes < 0.35 * 21 * h * w  # float32 image + alpha + guide + bool well: 21 B/px
+    assert nb.guide.dtype == np.float32 and nb.image16.dtype == np.float16 and nb.alpha16.dtype == np.float16
+    # what fusion reads of it: the first pass to float16 precision where alpha > 0, 0 where not stored
+    alpha, image = nb.planes()
+    sel = fp.alpha > 0
+    assert np.abs(np.log2(image[sel] / fp.image[sel])).max() < 1e-3
+    assert np.abs(alpha - fp.alpha).max() < 1e-3 and np.array_equal(nb.well, fp.well)
+    # the worst case reserved in the engine's memory plan: 2R + K neighbours, R frames waiting
+    assert temporal.held_bytes_per_pixel(0) == 0
+    assert temporal.held_bytes_per_pixel(2, 8) == int(np.ceil(12 * (4.25 + 8) + 2 * temporal.PENDING_BYTES)) == 213
+
+
+def test_ring_buffer_keeps_full_first_passes_only_for_frames_waiting():
+    """While a first pass is computed, only the R frames waiting for their window's end are
+    held in full, even when anchors are to be written (they are kept as Neighbours and
+    computed again in order); the output is that of fusing the full first passes."""
+    import gc
+    import weakref
+
+    passes, _ = _shot(8)
+    made, alive_max, computed = [], [], []
+
+    def compute(n, image):
+        gc.collect()
+        alive_max.append(sum(r() is not None for r in made))
+        computed.append(n)
+        fp = temporal.FirstPass(n, SimpleNamespace(image=passes[n].image.copy(), curve=LINEAR, metadata={}),
+                                passes[n].alpha, passes[n].guide, passes[n].well)
+        made.append(weakref.ref(fp))
+        return fp
+
+    nums, anchors = list(range(8)), [0, 3, 7]
+    todo = [0, 1, 2, 3, 4, 5, 6, 7]
+    needed = temporal.needed_frames(todo, nums, 1, anchors)
+    frames = [(n, object()) for n in anchors] + [(n, object()) for n in needed]  # anchors to write come again
+    written = []
+    for t, _, fp, (image, _) in temporal.stabilised(todo, nums, 1, frames, compute, anchors):
+        assert isinstance(fp, temporal.FirstPass) and fp.number == t
+        # same bits as fusing the full first passes directly
+        ref, _ = temporal.stabilise(passes[t], [passes[n] for n in temporal.window_of(t, nums, 1, anchors)])
+        assert np.array_equal(image, ref), t
+        written.append(t)
+        del fp, image
+    assert written == todo and computed == anchors + todo
+    assert max(alive_max) == 1  # while frame t + 1 is computed, only frame t (R = 1) waits in full
+
+
+def test_shot_refused_when_buffers_do_not_fit(tmp_path, engine):
+    """The buffers count in the engine's memory plan; a budget they do not fit is refused up front."""
+    from hdr_plugin.pipeline import _HOST_IMAGES
+    from hdr_plugin.tiling import BASELINE_BYTES, MIN_WINDOW_AREA, MemoryBudgetError
+
+    plate = _write_pan_plate(tmp_path / "in", range(1, 6))
+    pattern = str(plate / "plate.%04d.png")
+    saved = engine.max_memory, engine.tile
+    try:
+        engine.tile = None
+        h, w = 72, 96
+        host = h * w * 12 * _HOST_IMAGES[engine.quality.name]
+        engine.max_memory = BASELINE_BYTES + host + MIN_WINDOW_AREA * engine.runners.bytes_per_window_pixel + 2**20
+        engine.check_memory(h, w)  # fits without stabilisation
+        engine.held_bytes_per_pixel = temporal.held_bytes_per_pixel(2)
+        with pytest.raises(MemoryBudgetError):
+            engine.check_memory(h, w)
+        engine.held_bytes_per_pixel = 0
+        with pytest.raises(shots.ShotError, match="temporal stabilisation"):
+            shots.convert_shot(pattern, str(tmp_path / "o" / "plate.%04d.exr"), engine=engine, temporal_radius=2)
+        assert not list((tmp_path / "o").glob("*.exr")) and engine.held_bytes_per_pixel == 0
+    finally:
+        engine.max_memory, engine.tile = saved
+        engine.held_bytes_per_pixel = 0
