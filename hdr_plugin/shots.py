@@ -636,6 +636,25 @@ class ShotReport:
     cancelled: bool = False
 
     @property
+    def done(self) -> int:
+        """Frames finished either way (converted, skipped or failed)."""
+        return len(self.converted) + len(self.skipped) + len(self.failed)
+
+    def frame_failed(self, number: int, message: str, progress: Progress) -> None:
+        """Record a failed frame and report it (every backend goes through here)."""
+        self.failed[number] = message
+        progress(event="error", frame=number, message=message, done=self.done, total=self.total)
+
+    def frame_done(self, job: FrameJob, seconds: float, progress: Progress) -> None:
+        """Record a written frame once (a retried frame that finished twice counts once)."""
+        if job.number in self.converted:
+            return
+        self.converted.append(job.number)
+        self.outputs[job.number] = job.output
+        self.seconds[job.number] = seconds
+        progress(event="done", frame=job.number, output=str(job.output), seconds=round(seconds, 3), done=self.done, total=self.total)
+
+    @property
     def exit_code(self) -> int:
         if self.cancelled:
             return 130
@@ -705,8 +724,7 @@ def run_local(
     by_number = {j.number: j for j in todo}
     for number, image in iter_images(shot, [j.number for j in todo]):
         if isinstance(image, Exception):  # a frame that cannot be read or decoded
-            report.failed[number] = str(image)
-            progress(event="error", frame=number, message=str(image), done=_done(report), total=report.total)
+            report.frame_failed(number, str(image), progress)
             continue
         job = by_number[number]
         try:
@@ -715,13 +733,9 @@ def run_local(
         except (ValueError, OSError, RuntimeError) as e:
             if type(e).__name__ == "Cancelled":
                 raise
-            report.failed[number] = str(e)
-            progress(event="error", frame=number, message=str(e), done=_done(report), total=report.total)
+            report.frame_failed(number, str(e), progress)
             continue
-        report.converted.append(number)
-        report.outputs[number] = job.output
-        report.seconds[number] = seconds
-        progress(event="done", frame=number, output=str(job.output), seconds=round(seconds, 3), done=_done(report), total=report.total)
+        report.frame_done(job, seconds, progress)
 
 
 def iter_images(shot: Shot, numbers: Sequence[int]) -> Iterator[tuple[int, Any]]:
@@ -756,17 +770,12 @@ def pending_jobs(jobs: list[FrameJob], options: ConvertOptions, report: ShotRepo
         status = _existing(job, options)
         if status == "skip":
             report.skipped.append(job.number)
-            progress(event="skipped", frame=job.number, output=str(job.output), done=_done(report), total=report.total)
+            progress(event="skipped", frame=job.number, output=str(job.output), done=report.done, total=report.total)
         elif status:
-            report.failed[job.number] = status
-            progress(event="error", frame=job.number, message=status, done=_done(report), total=report.total)
+            report.frame_failed(job.number, status, progress)
         else:
             todo.append(job)
     return todo
-
-
-def _done(report: ShotReport) -> int:
-    return len(report.converted) + len(report.skipped) + len(report.failed)
 
 
 def _existing(job: FrameJob, options: ConvertOptions) -> str | None:

@@ -156,7 +156,7 @@ def chunk_size(frames: int, workers: int, radius: int) -> int:
 
 def run_ray(shot, jobs, plan, options, engine_options, report, progress, *, workers=None, address=None, gpus_per_worker=0.0, retries=2, temporal_radius=0) -> None:
     """Convert ``jobs`` on a Ray cluster; fills ``report`` like :func:`hdr_plugin.shots.run_local`."""
-    from ..shots import _done, iter_images, pending_jobs
+    from ..shots import iter_images, pending_jobs
 
     ray = _ray()
     started_here = False
@@ -285,8 +285,7 @@ def run_ray(shot, jobs, plan, options, engine_options, report, progress, *, work
                 payload = payload_of(job)
                 drop_decoded()
                 if isinstance(payload, Exception):
-                    report.failed[job.number] = str(payload)
-                    progress(event="error", frame=job.number, message=str(payload), done=_done(report), total=report.total)
+                    report.frame_failed(job.number, str(payload), progress)
                     continue
                 return job, 1, payload
 
@@ -358,8 +357,7 @@ def run_ray(shot, jobs, plan, options, engine_options, report, progress, *, work
                         progress(event="retry", frame=job.number, attempt=attempt + 1, message=why)
                         pending.append((job, attempt + 1, payload))
                     else:
-                        report.failed[job.number] = f"failed after {attempt} attempts: {why}"
-                        progress(event="error", frame=job.number, message=report.failed[job.number], done=_done(report), total=report.total)
+                        report.frame_failed(job.number, f"failed after {attempt} attempts: {why}", progress)
                     continue
                 _finish(report, job, seconds, progress)
     finally:
@@ -373,11 +371,4 @@ def run_ray(shot, jobs, plan, options, engine_options, report, progress, *, work
 
 
 def _finish(report, job, seconds: float, progress) -> None:
-    from ..shots import _done
-
-    if job.number in report.converted:
-        return
-    report.converted.append(job.number)
-    report.outputs[job.number] = job.output
-    report.seconds[job.number] = seconds
-    progress(event="done", frame=job.number, output=str(job.output), seconds=round(seconds, 3), done=_done(report), total=report.total)
+    report.frame_done(job, seconds, progress)
