@@ -95,7 +95,8 @@ class FrameWorker:
             cache.popitem(last=False)
         return cache[number]
 
-    def convert(self, number: int, source: Any, output: str, label: str, window: list | None = None, radius: int = 0) -> tuple[int, float, int]:
+    def convert(self, number: int, source: Any, output: str, label: str, window: list | None = None, radius: int = 0,
+                held_bytes_per_pixel: int = 0) -> tuple[int, float, int]:
         import time
         from pathlib import Path
 
@@ -106,12 +107,16 @@ class FrameWorker:
         if radius:
             from .. import temporal
 
+            # the stabilisation buffers count in the memory plan, as on the local backend
+            # (the plan sizes the tiles, so the first passes agree bit for bit)
+            self.engine.held_bytes_per_pixel = held_bytes_per_pixel
             t0 = time.perf_counter()
             image, fp = self._first_pass(number, source, label, radius, window)
             neighbours = []
             for n, src, lab in window or []:
                 try:
-                    neighbours.append(self._first_pass(n, src, lab, radius, window)[1])
+                    # as the local backend holds them (float16 fill), so the frames agree bit for bit
+                    neighbours.append(temporal.compact(self._first_pass(n, src, lab, radius, window)[1]))
                 except (ValueError, OSError, RuntimeError):  # left out, as on the local backend
                     pass
             self._first_pass(number, source, label, radius, window)  # keep frame t the most recent entry
@@ -200,10 +205,12 @@ def run_ray(shot, jobs, plan, options, engine_options, report, progress, *, work
         by_number = {j.number: j for j in todo}
         numbers = shot.numbers
         anchors: list = []
+        held = 0
         if radius:
-            from ..temporal import anchor_frames, needed_frames, window_of
+            from ..temporal import anchor_frames, held_bytes_per_pixel, needed_frames, window_of
 
             anchors = anchor_frames(numbers)
+            held = held_bytes_per_pixel(radius, len(anchors))
             decode = [n for n in needed_frames(by_number, numbers, radius, anchors) if n not in set(anchors)]
         else:
             decode = [j.number for j in todo]
@@ -313,7 +320,7 @@ def run_ray(shot, jobs, plan, options, engine_options, report, progress, *, work
                         break
                     job, attempt, payload = item
                     src, window = payload
-                    ref = slot.actor.convert.remote(job.number, src, str(job.output), str(job.source or f"{shot.text}#{job.number}"), window, radius)
+                    ref = slot.actor.convert.remote(job.number, src, str(job.output), str(job.source or f"{shot.text}#{job.number}"), window, radius, held)
                     in_flight[ref] = (i, slot.generation, job, attempt, payload)
                     slot.in_flight += 1
             if not in_flight:
