@@ -290,3 +290,19 @@ def test_shot_refused_when_buffers_do_not_fit(tmp_path, engine):
     finally:
         engine.max_memory, engine.tile = saved
         engine.held_bytes_per_pixel = 0
+
+
+def test_fusion_bench_runs_and_uses_every_neighbour(capsys, monkeypatch):
+    """tools/fusion_bench.py (the README's fusion timing) aligns all its known shifts."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "fusion_bench.py"
+    spec = importlib.util.spec_from_file_location("fusion_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(sys, "argv", ["fusion_bench.py", "--size", "192x128", "--neighbours", "4"])
+    module.main()
+    out = capsys.readouterr().out
+    assert "192x128" in out and "(4 used)" in out
