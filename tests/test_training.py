@@ -432,3 +432,69 @@ def test_hal_trains_on_the_camera_output_it_will_see(data_root):
         torch.testing.assert_close(seen["x"], expected.clamp(0, 1) if source == "camera" else expected)
     camera = crf.apply_curve(batch["ldr"], batch["inverse_curve"])
     assert not torch.allclose(camera, batch["linear"], atol=1e-4)  # the two inputs really differ
+
+
+def test_hal_and_deq_checkpoints_are_ranked_on_clean_and_camera_jpeg_pairs(data_root, tmp_path):
+    """Hallucination- and Dequantization-Net are selected on the mean of the clean
+    validation pairs' score and their camera-JPEG variant's (regions from the clean inputs,
+    as `hdr-plugin eval --jpeg-variant` scores them); other stages on the clean pairs only."""
+    from hdr_plugin.evaluation import metrics
+    from hdr_plugin.model import ModelConfig, reconstruct
+    from hdr_plugin.training.train import assemble_model, camera_jpeg_validation, validate_stage
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY_CONFIG))
+    runs = tmp_path / "runs"
+    common = dict(runs=runs, data=data_root, steps=2, batch=2, crop=64, workers=0, log_every=1,
+                  val_every=2, val_size=64, config=cfg, precision="fp32")
+    train(TrainOptions(stage="lin", **common))
+    train(TrainOptions(stage="hal", **common))
+    lin_val = [json.loads(x) for x in (runs / "lin" / "log.jsonl").read_text().splitlines() if '"val"' in x][-1]["val"]
+    assert "jpeg_score" not in lin_val
+    hal_val = [json.loads(x) for x in (runs / "hal" / "log.jsonl").read_text().splitlines() if '"val"' in x][-1]["val"]
+    assert hal_val["score"] == pytest.approx(0.5 * (hal_val["clean_score"] + hal_val["jpeg_score"]))
+    assert np.isfinite(hal_val["jpeg_over_exposed"])
+
+    model = assemble_model(runs, ModelConfig(dict(TINY_CONFIG))).eval()
+    pairs = synthesis.validation_pairs(synthesis.load_scenes(data_root, "val"), size=64, views_per_scene=1, seed=7)[:1]
+    jpegs = camera_jpeg_validation(pairs)
+    assert jpegs[0].jpeg_quality >= 60 and not np.array_equal(jpegs[0].ldr, pairs[0].ldr)
+    assert np.array_equal(jpegs[0].hdr, pairs[0].hdr)
+    with torch.no_grad():
+        hdr = reconstruct(model, torch.from_numpy(jpegs[0].ldr.transpose(2, 0, 1).copy())[None], use_deq=False, use_ref=False)["hdr"]
+    result = validate_stage("hal", model, pairs, jpegs, TrainOptions(stage="hal", **common), hal_behind_lin=True)
+    expected = metrics.score(hdr[0].numpy().transpose(1, 2, 0), pairs[0].hdr, pairs[0].ldr)["pu21"]
+    assert result["jpeg_score"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_export_from_init_takes_untrained_networks_and_their_record_from_it(data_root, tmp_path):
+    """`train export --init W`: a fine-tune of one network exports the whole pipeline, the
+    other networks bit-exact from W and their training record kept in the manifest."""
+    from hdr_plugin.training.export import export_weights
+    from hdr_plugin.weights import load_model
+
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY_CONFIG))
+    first = tmp_path / "runs"
+    for stage in ("deq", "hal"):
+        train(TrainOptions(stage=stage, runs=first, data=data_root, steps=1, batch=2, crop=64, workers=0,
+                           log_every=1, val_every=1, val_size=64, config=cfg, precision="fp32"))
+    export_weights(first, tmp_path / "w1")
+    base, _ = load_model(tmp_path / "w1")
+    tuned = tmp_path / "runs-tune"
+    train(TrainOptions(stage="hal", runs=tuned, data=data_root, steps=2, batch=2, crop=64, workers=0, lr=1e-2,
+                       log_every=1, val_every=1, val_size=64, config=cfg, precision="fp32", init=tmp_path / "w1"))
+    info = export_weights(tuned, tmp_path / "w2", init=tmp_path / "w1")
+    model, _ = load_model(tmp_path / "w2")
+    state, base_state = model.state_dict(), base.state_dict()
+    for k in state:
+        if k.startswith("deq."):
+            torch.testing.assert_close(state[k], base_state[k], rtol=0, atol=0)
+    if (tuned / "hal" / "best.pt").is_file():  # the fine-tune beat its start: its checkpoint is exported
+        expected = torch.load(tuned / "hal" / "best.pt", weights_only=True)["model"]["hal.out.weight"].half().float()
+    else:  # it did not: the start's network is
+        expected = base_state["hal.out.weight"]
+    torch.testing.assert_close(state["hal.out.weight"], expected, rtol=0, atol=0)
+    stages = info.manifest["training"]["stages"]
+    assert stages["deq"]["from_init"] is True and stages["deq"]["steps"] == 1
+    assert "from_init" not in stages["hal"] and stages["hal"]["started_from"] == str(tmp_path / "w1")

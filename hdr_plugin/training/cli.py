@@ -44,7 +44,7 @@ def add_train_parser(sub) -> None:
     t.add_argument("--precision", default="bf16", choices=["bf16", "fp16", "fp32"])
     t.add_argument("--device", default="cpu")
     t.add_argument("--config", type=Path, default=None, help="model config YAML (default: the shipped one)")
-    t.add_argument("--init", type=Path, default=None, help="start from these weights instead of random")
+    t.add_argument("--init", type=Path, default=None, help="start from these weights instead of random; export: take the networks no run in --runs trained from them")
     t.add_argument("--out", type=Path, default=Path("weights"), help="export: destination folder (default weights/)")
     t.set_defaults(func=lambda args: run_train(args))
 
@@ -58,7 +58,7 @@ def run_train(args: argparse.Namespace) -> int:
         from .export import export_weights
 
         config = ModelConfig.load(args.config) if args.config else None  # default: each network's own run config
-        info = export_weights(args.runs, args.out, data=args.data, config=config)
+        info = export_weights(args.runs, args.out, data=args.data, config=config, init=args.init)
         print(f"wrote {info.path} ({info.path.stat().st_size / 1e6:.1f} MB, sha256 {info.sha256[:16]}...)")
         return 0
     from ..devices import resolve_device

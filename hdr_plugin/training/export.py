@@ -12,7 +12,7 @@ import torch
 
 from ..devices import cpu_has_native_bf16
 from ..model import ModelConfig
-from ..weights import WeightsInfo, load_model, save_weights, update_manifest
+from ..weights import WeightsInfo, load_model, read_manifest, save_weights, update_manifest
 from .stages import STAGE_MODULES
 from .train import STAGES, assemble_model, joint_beats_stagewise, stage_dir
 
@@ -37,6 +37,18 @@ def config_from_runs(runs: Path) -> ModelConfig:
             continue
         merged = merged.with_overrides(**{MODULE_SECTIONS[m]: config.raw[MODULE_SECTIONS[m]] for m in STAGE_MODULES[stage]})
     return merged
+
+
+def _init_config_with_runs(runs: Path, init: Path) -> ModelConfig:
+    """The init weights' config, with the sections of the networks trained in ``runs``."""
+    base = ModelConfig.from_text(read_manifest(init).manifest["model_config"])
+    try:
+        trained = config_from_runs(runs)
+    except FileNotFoundError:
+        return base
+    sections = {MODULE_SECTIONS[m] for stage in STAGES if (stage_dir(runs, stage) / "last.pt").is_file()
+                for m in STAGE_MODULES[stage]}
+    return base.with_overrides(**{s: trained.raw[s] for s in sections})
 
 
 def _stage_summary(runs: Path) -> dict:
@@ -80,15 +92,24 @@ def precision_agreement(weights: Path, precision: str = "bf16", device: str = "c
     return float(pu21_psnr(b, a))
 
 
-def export_weights(runs: Path, out: Path, data: Path | None = None, config: ModelConfig | None = None) -> WeightsInfo:
+def export_weights(runs: Path, out: Path, data: Path | None = None, config: ModelConfig | None = None,
+                   init: Path | None = None) -> WeightsInfo:
     """Write fp16 safetensors + manifest for the best weights of each trained stage.
 
     With ``data`` (the training data folder), Linearization-Net's sRGB snap threshold is
     first calibrated on fresh views of the training scenes (see ``calibrate.py``).
+    With ``init`` (a weights folder), the networks no run in ``runs`` trained come from
+    those weights, and the manifest keeps their training record (a fine-tune of one
+    network exports the whole pipeline).
     """
+    if init is not None and config is None:
+        config = _init_config_with_runs(runs, init)
     config = config or config_from_runs(runs)
-    model = assemble_model(runs, config)
+    model = assemble_model(runs, config, init)
     summary = _stage_summary(runs)
+    if init is not None:
+        inherited = ((read_manifest(init).manifest.get("training") or {}).get("stages") or {})
+        summary = {**{k: {**v, "from_init": True} for k, v in inherited.items() if k not in summary}, **summary}
     calibration = None
     if data is not None and model.lin.srgb_head:
         from .calibrate import calibrate_snap_threshold
@@ -122,6 +143,4 @@ def export_weights(runs: Path, out: Path, data: Path | None = None, config: Mode
     if cpu_has_native_bf16():
         checks["cpu_bf16"] = round(precision_agreement(out, "bf16", "cpu"), 2)
     update_manifest(out, precision_checks=checks, fp16_storage_max_abs_diff=float(np.float32(diff)))
-    from ..weights import read_manifest
-
     return read_manifest(out)
