@@ -480,6 +480,9 @@ def test_export_from_init_takes_untrained_networks_and_their_record_from_it(data
         train(TrainOptions(stage=stage, runs=first, data=data_root, steps=1, batch=2, crop=64, workers=0,
                            log_every=1, val_every=1, val_size=64, config=cfg, precision="fp32"))
     export_weights(first, tmp_path / "w1")
+    from hdr_plugin.weights import update_manifest
+
+    update_manifest(tmp_path / "w1", quality={"default": "standard"})  # a record export does not write
     base, _ = load_model(tmp_path / "w1")
     tuned = tmp_path / "runs-tune"
     train(TrainOptions(stage="hal", runs=tuned, data=data_root, steps=2, batch=2, crop=64, workers=0, lr=1e-2,
@@ -498,3 +501,4 @@ def test_export_from_init_takes_untrained_networks_and_their_record_from_it(data
     stages = info.manifest["training"]["stages"]
     assert stages["deq"]["from_init"] is True and stages["deq"]["steps"] == 1
     assert "from_init" not in stages["hal"] and stages["hal"]["started_from"] == str(tmp_path / "w1")
+    assert info.manifest["quality"] == {"default": "standard"}

@@ -143,4 +143,11 @@ def export_weights(runs: Path, out: Path, data: Path | None = None, config: Mode
     if cpu_has_native_bf16():
         checks["cpu_bf16"] = round(precision_agreement(out, "bf16", "cpu"), 2)
     update_manifest(out, precision_checks=checks, fp16_storage_max_abs_diff=float(np.float32(diff)))
+    if init is not None:
+        # what export does not write (the quality modes' record) carries over from the init
+        # weights; its measured numbers are the init's until `hdr-plugin eval` is re-run
+        written = read_manifest(out).manifest
+        carried = {k: v for k, v in read_manifest(init).manifest.items() if k not in written}
+        if carried:
+            update_manifest(out, **carried)
     return read_manifest(out)
